@@ -1,0 +1,91 @@
+"""One settings object, read from the environment and `.env`.
+
+Every variable name here is a contract with operators, docker-compose and the docs:
+change one and `tests/core/test_settings.py` and the compose static check fail.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_RULES_FILE = Path(__file__).with_name("default_rules.yaml")
+DEFAULT_TRACE_URL_TEMPLATE = (
+    "http://localhost:3000/explore?schemaVersion=1&panes="
+    '{{"trace":{{"datasource":"tempo","queries":[{{"refId":"A","datasource":{{"type":"tempo","uid":"tempo"}},'
+    '"queryType":"traceql","query":"{trace_id}"}}],"range":{{"from":"now-7d","to":"now"}}}}}}'
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    redis_url: str | None = Field(None, description="Redis URL; unset means localhost, or an embedded server under `modwatch run`.")
+    database_url: str = Field("sqlite:///./var/modwatch.db", description="SQLAlchemy URL (SQLite or PostgreSQL).")
+    instance_base: str | None = Field(None, description="Base URL of the Mastodon instance, e.g. https://mastodon.example.")
+    mastodon_access_token: SecretStr | None = Field(None, description="Admin token with admin:read and write:reports scopes.")
+    webhook_secret: SecretStr | None = Field(None, description="Secret Mastodon signs webhooks with; unset rejects every webhook.")
+    api_key: SecretStr | None = Field(None, description="Key for /jobs, /moderation and admin routes.")
+    dry_run: bool = Field(True, description="Record what would be reported without filing it.")
+    panic_stop: bool = Field(False, description="Stop every Mastodon write and all polling.")
+    poll_admin_accounts_interval: int = Field(30, gt=0, description="Seconds between remote admin account polls.")
+    poll_admin_accounts_local_interval: int = Field(30, gt=0, description="Seconds between local admin account polls.")
+    queue_stats_interval: int = Field(15, gt=0, description="Seconds between queue statistics collections.")
+    poll_max_pages: int = Field(5, gt=0, le=100, description="Admin account pages fetched per poll run.")
+    report_threshold: float = Field(10.0, gt=0, description="Account score at which a report is filed.")
+    report_forward: bool = Field(False, description="Forward reports about remote accounts to their instance.")
+    rules_file: Path = Field(DEFAULT_RULES_FILE, description="YAML moderation rules file.")
+    metrics_port: int = Field(9100, ge=0, le=65535, description="Port of /metrics for workers and the scheduler (0 disables).")
+    trace_url_template: str = Field(DEFAULT_TRACE_URL_TEMPLATE, description="Link to a trace; `{trace_id}` is substituted.")
+    log_level: str = Field("INFO", description="Log level.")
+    log_format: str = Field("auto", pattern="^(auto|json|console)$", description="auto: pretty on a terminal, JSON otherwise.")
+    dashboard_username: str = Field("admin", description="rq-dashboard basic auth user.")
+    dashboard_password: SecretStr | None = Field(None, description="rq-dashboard basic auth password (defaults to API_KEY).")
+    webhook_max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted webhook body.")
+
+    @field_validator("instance_base")
+    @classmethod
+    def _instance_base_is_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    @property
+    def effective_redis_url(self) -> str:
+        return self.redis_url or "redis://localhost:6379/0"
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line naming the variable."""
+
+
+def load_settings(**overrides) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]).upper() if first["loc"] else "settings"
+        raise ConfigError(f"{name}: {first['msg']} (got {first.get('input')!r})") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
+
+
+def env_names() -> set[str]:
+    """Every environment variable the settings read."""
+    return {name.upper() for name in Settings.model_fields}
