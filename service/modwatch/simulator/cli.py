@@ -1,0 +1,65 @@
+"""`modwatch simulate`: run the Mastodon API simulator."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+import uvicorn
+
+from modwatch.simulator.server import uvicorn_config
+from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN, DEFAULT_USER_TOKEN, Config, SimState
+from modwatch.simulator.webhooks import EVENTS, send_webhooks
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("simulate", help="run the Mastodon API simulator",
+                                   description="Serve a seeded, simulated Mastodon API (see docs/simulator.md).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=1, help="population and fault seed (default 1)")
+    parser.add_argument("--accounts", type=int, default=200, help="seeded accounts (default 200)")
+    parser.add_argument("--admin-token", default=DEFAULT_ADMIN_TOKEN, help=f"admin bearer token (default {DEFAULT_ADMIN_TOKEN})")
+    parser.add_argument("--token", default=DEFAULT_USER_TOKEN, help=f"non-admin bearer token (default {DEFAULT_USER_TOKEN})")
+    parser.add_argument("--ratelimit", type=int, default=300, help="requests per window per token (default 300)")
+    parser.add_argument("--ratelimit-period", type=int, default=300, help="window length in seconds (default 300)")
+    parser.add_argument("--reports-per-day", type=int, default=400, help="reports one account may file per day")
+    parser.add_argument("--growth-per-minute", type=float, default=0.0, help="new accounts/statuses arriving per minute")
+    parser.add_argument("--version", dest="mastodon_version", default="4.3.2", help="Mastodon version to announce")
+    parser.add_argument("--latency-ms", type=int, default=0, help="added to every answer")
+    parser.add_argument("--error-ratio", type=float, default=0.0, help="share of answers that are 503")
+    parser.add_argument("--ratelimit-ratio", type=float, default=0.0, help="share of answers that are 429")
+    parser.add_argument("--timeout-ratio", type=float, default=0.0, help="share of answers delayed by --timeout-seconds")
+    parser.add_argument("--timeout-seconds", type=float, default=15.0, help="delay of a timeout fault (default 15)")
+    parser.add_argument("--webhook-target", help="URL to POST signed webhook deliveries to")
+    parser.add_argument("--webhook-secret", help="webhook signing secret (required with --webhook-target)")
+    parser.add_argument("--webhook-rate", type=float, default=1.0, help="deliveries per second (default 1)")
+    parser.add_argument("--webhook-count", type=int, help="stop after this many deliveries (default: never)")
+    parser.add_argument("--webhook-events", default="account.created,status.created",
+                        help=f"comma-separated events to send, from {', '.join(EVENTS)}")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.webhook_target and not args.webhook_secret:
+        raise SystemExit("--webhook-secret is required with --webhook-target")
+    state = SimState(Config(
+        seed=args.seed, accounts=args.accounts, admin_token=args.admin_token, user_token=args.token,
+        ratelimit_limit=args.ratelimit, ratelimit_period=args.ratelimit_period, reports_per_day=args.reports_per_day,
+        growth_per_minute=args.growth_per_minute, version=args.mastodon_version,
+        webhook_target=args.webhook_target, webhook_secret=args.webhook_secret,
+    ))
+    state.faults.update(latency_ms=args.latency_ms, error_ratio=args.error_ratio, ratelimit_ratio=args.ratelimit_ratio,
+                        timeout_ratio=args.timeout_ratio, timeout_seconds=args.timeout_seconds)
+    stop = threading.Event()
+    if args.webhook_target:
+        events = tuple(e.strip() for e in args.webhook_events.split(",") if e.strip())
+        threading.Thread(target=send_webhooks, daemon=True, name="webhooks", kwargs=dict(
+            state=state, target_url=args.webhook_target, secret=args.webhook_secret,
+            rate_per_second=args.webhook_rate, count=args.webhook_count, events=events, stop=stop)).start()
+    try:
+        uvicorn.Server(uvicorn_config(state, args.host, args.port)).run()
+    finally:
+        stop.set()
+    return 0

@@ -1,0 +1,171 @@
+"""The simulator's in-memory world: accounts, statuses, reports, tokens, limits and faults.
+
+One `SimState` per simulator; every mutation happens under its lock because uvicorn runs
+sync endpoints on a thread pool.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from modwatch.simulator.faults import Faults
+from modwatch.simulator.ratelimit import FixedWindow
+
+DEFAULT_ADMIN_TOKEN = "sim-admin-token"
+DEFAULT_USER_TOKEN = "sim-user-token"
+LOCAL_DOMAIN = "sim.modwatch.test"
+
+
+@dataclass
+class Account:
+    id: int
+    username: str
+    domain: str | None
+    created_at: datetime
+    display_name: str = ""
+    note: str = ""
+    bot: bool = False
+    locale: str | None = "en"
+    moderation: str = "active"  # active, silenced, suspended, pending, disabled
+    role: str | None = None  # "Owner" for the simulator's own admin
+    pattern: str = "ordinary"  # ground truth for tests: which seeded pattern made it
+
+    @property
+    def acct(self) -> str:
+        return self.username if self.domain is None else f"{self.username}@{self.domain}"
+
+
+@dataclass
+class Status:
+    id: int
+    account_id: int
+    created_at: datetime
+    text: str
+    media_descriptions: list[str | None] = field(default_factory=list)  # one per attachment; None = no alt text
+    language: str = "en"
+    visibility: str = "public"
+
+
+@dataclass
+class Report:
+    id: int
+    account_id: int  # who filed it
+    target_account_id: int
+    status_ids: list[int]
+    comment: str
+    category: str
+    forwarded: bool
+    rule_ids: list[int] | None
+    created_at: datetime
+
+
+@dataclass
+class Token:
+    value: str
+    account_id: int
+    admin: bool
+
+    @property
+    def scopes(self) -> list[str]:
+        return ["read", "write", "admin:read", "admin:write"] if self.admin else ["read", "write"]
+
+
+@dataclass
+class Config:
+    seed: int = 1
+    accounts: int = 200
+    admin_token: str = DEFAULT_ADMIN_TOKEN
+    user_token: str = DEFAULT_USER_TOKEN
+    ratelimit_limit: int = 300
+    ratelimit_period: int = 300
+    reports_per_day: int = 400
+    growth_per_minute: float = 0.0
+    version: str = "4.3.2"
+    webhook_target: str | None = None
+    webhook_secret: str | None = None
+
+
+def snowflake(at: datetime) -> int:
+    """Mastodon-style id: milliseconds since the epoch in the high bits, 16 low bits free."""
+    return int(at.timestamp() * 1000) << 16
+
+
+class SimState:
+    def __init__(self, config: Config | None = None, now: datetime | None = None):
+        self.config = config or Config()
+        self.lock = threading.RLock()
+        self.reset(now)
+
+    def reset(self, now: datetime | None = None) -> None:
+        # Imported here: population builds on this module's classes.
+        from modwatch.simulator.population import Population
+
+        with self.lock:
+            self.now = now or datetime.now(timezone.utc)
+            self.accounts: dict[int, Account] = {}
+            self.statuses: dict[int, Status] = {}
+            self.reports: list[Report] = []
+            self._last_id = 0
+            self.faults = Faults(seed=self.config.seed)
+            self.limiter = FixedWindow(self.config.ratelimit_limit, self.config.ratelimit_period)
+            self.report_limiter = FixedWindow(self.config.reports_per_day, 86_400)
+            self.population = Population(self, random.Random(self.config.seed))
+            admin = self.add_account("admin", None, self.now, role="Owner", pattern="staff", display_name="Admin")
+            user = self.add_account("reporter", None, self.now, pattern="staff", display_name="Reporter")
+            self.tokens = {
+                self.config.admin_token: Token(self.config.admin_token, admin.id, admin=True),
+                self.config.user_token: Token(self.config.user_token, user.id, admin=False),
+            }
+            self.population.seed(self.config.accounts, self.now)
+            self.started = self.now
+            self.grown = 0
+
+    def new_id(self, at: datetime) -> int:
+        # Strictly increasing even when two records share a millisecond.
+        self._last_id = max(snowflake(at), self._last_id + 1)
+        return self._last_id
+
+    def add_account(self, username: str, domain: str | None, created_at: datetime, **fields) -> Account:
+        with self.lock:
+            account = Account(self.new_id(created_at), username, domain, created_at, **fields)
+            self.accounts[account.id] = account
+            return account
+
+    def add_status(self, account_id: int, created_at: datetime, text: str, **fields) -> Status:
+        with self.lock:
+            status = Status(self.new_id(created_at), account_id, created_at, text, **fields)
+            self.statuses[status.id] = status
+            return status
+
+    def remove_account(self, account_id: int) -> bool:
+        with self.lock:
+            if self.accounts.pop(account_id, None) is None:
+                return False
+            for status_id in [s.id for s in self.statuses.values() if s.account_id == account_id]:
+                del self.statuses[status_id]
+            return True
+
+    def statuses_of(self, account_id: int) -> list[Status]:
+        return sorted((s for s in self.statuses.values() if s.account_id == account_id), key=lambda s: s.id, reverse=True)
+
+    def file_report(self, reporter_id: int, target_id: int, status_ids: list[int], comment: str, category: str,
+                    forward: bool, rule_ids: list[int] | None, at: datetime) -> Report:
+        with self.lock:
+            report = Report(len(self.reports) + 1, reporter_id, target_id, status_ids, comment, category,
+                            forward, rule_ids, at)
+            self.reports.append(report)
+            return report
+
+    def catch_up(self, now: datetime) -> None:
+        """Let `growth_per_minute` new records arrive for the time passed since the start."""
+        rate = self.config.growth_per_minute
+        if rate <= 0:
+            return
+        with self.lock:
+            due = int((now - self.started).total_seconds() / 60 * rate) - self.grown
+            for _ in range(max(due, 0)):
+                self.population.grow(now)
+                self.grown += 1
