@@ -1,0 +1,34 @@
+"""Reading a raw request body from a sync endpoint, with a size limit.
+
+Signatures are computed over the exact bytes, so the body must not be parsed first. Sync endpoints
+run in a worker thread; `anyio.from_thread.run` steps the request's stream on the event loop one
+chunk at a time, so an oversized body is refused without being read whole.
+"""
+
+from __future__ import annotations
+
+import anyio.from_thread
+from fastapi import Request
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    stream = request.stream()
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        try:
+            chunk = anyio.from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            break
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,36 @@
+"""Dependencies shared by routers: settings and API key auth."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from modwatch.settings import Settings, get_settings
+
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key (API_KEY).")
+_bearer = HTTPBearer(auto_error=False, description="The API key as a bearer token.")
+
+
+def settings_dependency(request: Request) -> Settings:
+    return getattr(request.app.state, "settings", None) or get_settings()
+
+
+def require_api_key(
+    header_key: str | None = Depends(_api_key_header),
+    bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),
+    settings: Settings = Depends(settings_dependency),
+) -> None:
+    """Every /jobs, /moderation and admin route: `X-API-Key` or `Authorization: Bearer`."""
+    if settings.api_key is None:
+        # Fail closed: no configured key means nobody gets in.
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "API_KEY is not configured")
+    offered = header_key or (bearer.credentials if bearer else None)
+    expected = settings.api_key.get_secret_value().encode()
+    if not offered or not hmac.compare_digest(offered.encode(), expected):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing or invalid API key (X-API-Key header or Authorization: Bearer)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

@@ -1,0 +1,46 @@
+"""Liveness, readiness and the Prometheus endpoint of the API process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY
+from prometheus_client.exposition import choose_encoder
+
+from modwatch.connection import get_redis
+from modwatch.storage.db import ping_database
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/livez")
+def livez() -> dict[str, str]:
+    """The process is up and serving."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Redis or the database is unreachable"}})
+def readyz() -> Any:
+    """Ready when Redis and the database both answer."""
+    checks: dict[str, str] = {}
+    try:
+        get_redis().ping()
+        checks["redis"] = "ok"
+    except Exception as exc:  # any failure means not ready; the reason is reported
+        checks["redis"] = f"error: {type(exc).__name__}"
+    try:
+        ping_database()
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(request: Request) -> Response:
+    """Prometheus text format, or OpenMetrics (with exemplars) when the scraper asks for it."""
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encoder(REGISTRY), media_type=content_type)

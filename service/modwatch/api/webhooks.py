@@ -1,0 +1,143 @@
+"""`POST /webhooks/mastodon_events`: Mastodon's signed webhook deliveries.
+
+Order of checks: configured secret (503), size (413), signature over the raw body (401), JSON and
+envelope (400), then dedupe + enqueue (202, or 503 with Retry-After when Redis is down, so
+Mastodon redelivers and nothing is lost).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import redis
+import structlog
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from modwatch.api.body import BodyTooLarge, read_body
+from modwatch.api.deps import settings_dependency
+from modwatch.jobs.enqueue import WEBHOOK_JOBS, enqueue_webhook
+from modwatch.settings import Settings
+from modwatch.telemetry.metrics import WEBHOOK_DELIVERIES
+from modwatch.telemetry.trace_ids import current_trace_id
+
+router = APIRouter(tags=["webhooks"])
+log = structlog.get_logger(__name__)
+
+SIGNATURE_HEADER = "X-Hub-Signature"
+RETRY_AFTER_SECONDS = "30"
+# Events Mastodon can deliver; anything else is counted as `unknown` to keep labels bounded.
+KNOWN_EVENTS = {
+    "account.approved", "account.created", "account.updated", "report.created", "report.updated",
+    "status.created", "status.updated",
+}
+
+
+class WebhookAccepted(BaseModel):
+    status: str
+    event: str
+    job_id: str | None = None
+    trace_id: str | None = None
+
+
+class Envelope(BaseModel):
+    event: str
+    created_at: str | None = None
+    object: dict[str, Any]
+
+
+ENVELOPE_SCHEMA = {
+    "required": True,
+    "content": {"application/json": {"schema": Envelope.model_json_schema()}},
+}
+
+
+def _problem(status: int, event: str, outcome: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    WEBHOOK_DELIVERIES.labels(event=event, outcome=outcome).inc()
+    log.info("webhook_rejected", outcome=outcome, status=status, webhook_event=event, detail=detail)
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def signature_is_valid(secret: bytes, body: bytes, header: str | None) -> bool:
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(header[len("sha256="):].strip().lower().encode(), expected.encode())
+
+
+def parse_envelope(body: bytes) -> tuple[Envelope | None, str]:
+    """The envelope, or None and the reason it is malformed."""
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, f"body is not valid JSON: {exc}"
+    except RecursionError:
+        return None, "body is nested too deeply"
+    if not isinstance(data, dict):
+        return None, "body must be a JSON object {event, created_at, object}"
+    if not isinstance(data.get("event"), str) or not data["event"]:
+        return None, "field 'event' must be a non-empty string"
+    obj = data.get("object")
+    if not isinstance(obj, dict):
+        return None, "field 'object' must be a JSON object"
+    object_id = obj.get("id")
+    if not isinstance(object_id, (str, int)) or not str(object_id).isdigit():
+        return None, "field 'object.id' must be a Mastodon id (digits)"
+    return Envelope(event=data["event"], created_at=data.get("created_at"), object=obj), ""
+
+
+@router.post(
+    "/webhooks/mastodon_events",
+    status_code=202,
+    response_model=WebhookAccepted,
+    openapi_extra={"requestBody": ENVELOPE_SCHEMA},
+    responses={
+        400: {"description": "Malformed JSON or envelope"},
+        401: {"description": "Missing or invalid X-Hub-Signature"},
+        413: {"description": "Body larger than WEBHOOK_MAX_BODY_BYTES"},
+        415: {"description": "Content type is not JSON"},
+        503: {"description": "Webhook secret not configured, or Redis unavailable (retry later)"},
+    },
+)
+def mastodon_events(request: Request, settings: Settings = Depends(settings_dependency)) -> Any:
+    """Receive a Mastodon webhook, verify its signature and enqueue its job once."""
+    if settings.webhook_secret is None:
+        return _problem(503, "unknown", "not_configured", "WEBHOOK_SECRET is not configured; refusing webhooks")
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        return _problem(415, "unknown", "malformed", f"content type must be application/json, got {content_type!r}")
+    try:
+        body = read_body(request, settings.webhook_max_body_bytes)
+    except BodyTooLarge:
+        return _problem(413, "unknown", "too_large", f"body exceeds {settings.webhook_max_body_bytes} bytes")
+    secret = settings.webhook_secret.get_secret_value().encode()
+    if not signature_is_valid(secret, body, request.headers.get(SIGNATURE_HEADER)):
+        return _problem(401, "unknown", "bad_signature", f"missing or invalid {SIGNATURE_HEADER} signature")
+    envelope, reason = parse_envelope(body)
+    if envelope is None:
+        return _problem(400, "unknown", "malformed", reason)
+    event = envelope.event if envelope.event in KNOWN_EVENTS else "unknown"
+    if envelope.event not in WEBHOOK_JOBS:
+        WEBHOOK_DELIVERIES.labels(event=event, outcome="ignored_event").inc()
+        return JSONResponse({"status": "ignored", "event": envelope.event}, status_code=202)
+    object_id = str(envelope.object["id"])
+    try:
+        enqueued = enqueue_webhook(envelope.event, object_id, envelope.object)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        return _problem(
+            503, event, "unavailable", f"queue unavailable, retry later ({type(exc).__name__})",
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    outcome = "duplicate" if enqueued.duplicate else "accepted"
+    WEBHOOK_DELIVERIES.labels(event=event, outcome=outcome).inc()
+    log.info("webhook_accepted", webhook_event=event, outcome=outcome, job_id=enqueued.job_id)
+    return WebhookAccepted(
+        status="duplicate" if enqueued.duplicate else "queued",
+        event=envelope.event,
+        job_id=enqueued.job_id,
+        trace_id=current_trace_id(),
+    )

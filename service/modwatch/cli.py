@@ -1,0 +1,159 @@
+"""The `modwatch` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+from modwatch.settings import ConfigError, Settings, get_settings
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"modwatch: configuration error: {exc}") from None
+
+
+def _start(process: str) -> Settings:
+    from modwatch.telemetry import init_process
+
+    settings = _settings_or_exit()
+    init_process(process, settings)
+    return settings
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from modwatch.api.app import create_app
+    from modwatch.storage.db import upgrade_database
+
+    settings = _start("api")
+    upgrade_database()
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from modwatch.connection import get_redis
+    from modwatch.jobs.worker import run_worker, serve_metrics
+
+    settings = _start("worker")
+    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
+    run_worker(settings, get_redis(), args.queues, burst=args.burst, simple=args.simple)
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    from modwatch.connection import get_redis
+    from modwatch.jobs.scheduler import run_scheduler
+    from modwatch.jobs.worker import serve_metrics
+
+    settings = _start("scheduler")
+    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
+    run_scheduler(settings, get_redis(), burst=args.burst)
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from modwatch.dashboard import serve_dashboard
+
+    settings = _start("dashboard")
+    serve_dashboard(settings, args.host, args.port)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from modwatch.run import run_all
+
+    return run_all(args)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from modwatch.checks import check_config
+
+    return check_config(_settings_or_exit(), connect=not args.offline)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from modwatch.storage.db import upgrade_database
+
+    _settings_or_exit()
+    upgrade_database()
+    print("database is at the latest migration")
+    return 0
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from modwatch.checks import healthcheck
+
+    return healthcheck(_settings_or_exit(), args.component)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modwatch", description="Moderation sidecar for Mastodon.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(func=handler)
+        return command
+
+    api = add("api", cmd_api, "Serve the HTTP API (webhooks, /jobs, /moderation, /metrics).")
+    api.add_argument("--host", default="0.0.0.0")
+    api.add_argument("--port", type=int, default=8080)
+
+    worker = add("worker", cmd_worker, "Run a worker on the given queues (default: all, in priority order).")
+    worker.add_argument("queues", nargs="*", help="monitoring, webhooks, moderation")
+    worker.add_argument("--burst", action="store_true", help="Quit when the queues are empty.")
+    worker.add_argument("--simple", action="store_true", help="Run jobs in the worker process (no fork).")
+    worker.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
+
+    scheduler = add("scheduler", cmd_scheduler, "Run the rq-scheduler leader for recurring jobs.")
+    scheduler.add_argument("--burst", action="store_true", help="Schedule once and quit.")
+    scheduler.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
+
+    dashboard = add("dashboard", cmd_dashboard, "Serve rq-dashboard behind HTTP basic auth.")
+    dashboard.add_argument("--host", default="0.0.0.0")
+    dashboard.add_argument("--port", type=int, default=9181)
+
+    run = add("run", cmd_run, "Run everything locally: API, worker, scheduler, dashboard (and simulator, Redis if needed).")
+    run.add_argument("--host", default="127.0.0.1")
+    run.add_argument("--port", type=int, default=8080)
+    run.add_argument("--dashboard-port", type=int, default=9181)
+    run.add_argument("--simulator-port", type=int, default=3000)
+    run.add_argument("--worker-metrics-port", type=int, default=9100)
+    run.add_argument("--scheduler-metrics-port", type=int, default=9101)
+
+    check = add("check-config", cmd_check_config, "Validate settings and check Redis, database and Mastodon.")
+    check.add_argument("--offline", action="store_true", help="Only validate settings; connect to nothing.")
+
+    add("migrate", cmd_migrate, "Apply database migrations.")
+
+    health = add("healthcheck", cmd_healthcheck, "Exit 0 when a component on this host is healthy (for containers).")
+    health.add_argument("component", choices=["api", "worker", "scheduler"])
+
+    try:
+        from modwatch.simulator.cli import register
+    except ImportError:
+        pass
+    else:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except ConfigError as exc:
+        print(f"modwatch: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""RQ jobs: queues, job functions, worker, scheduler and the /jobs API."""

@@ -1,0 +1,267 @@
+"""The /jobs API: queues, jobs, recurring schedules, manual triggers and workers.
+
+Every route needs the API key. Listing fetches job ids from one registry page, then all jobs in
+one pipelined round trip (`Job.fetch_many`), never one request per job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi.responses import RedirectResponse
+from pydantic import BaseModel, Field, ValidationError
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.worker import Worker
+
+from modwatch.api.deps import require_api_key, settings_dependency
+from modwatch.connection import get_redis
+from modwatch.jobs import scheduler
+from modwatch.jobs.enqueue import JOB_OPTIONS
+from modwatch.jobs.queues import PRIORITY, get_queue
+from modwatch.jobs.registry import TRIGGERABLE
+from modwatch.settings import Settings
+from modwatch.telemetry.trace_ids import current_trace_id
+
+router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
+
+StatusName = Literal["queued", "started", "scheduled", "deferred", "failed", "finished", "canceled"]
+STATUSES: tuple[str, ...] = StatusName.__args__  # type: ignore[attr-defined]
+# How much of a traceback or result a job view shows; the rest stays in Redis.
+EXCERPT_CHARS = 4000
+
+
+def _registry(queue_name: str, status: str) -> Any:
+    queue = get_queue(queue_name)
+    return {
+        "started": queue.started_job_registry,
+        "scheduled": queue.scheduled_job_registry,
+        "deferred": queue.deferred_job_registry,
+        "failed": queue.failed_job_registry,
+        "finished": queue.finished_job_registry,
+        "canceled": queue.canceled_job_registry,
+    }[status]
+
+
+def _count(queue_name: str, status: str) -> int:
+    if status == "queued":
+        return get_queue(queue_name).count
+    return _registry(queue_name, status).count
+
+
+def _job_ids(queue_name: str, status: str, offset: int, limit: int) -> list[str]:
+    if status == "queued":
+        return get_queue(queue_name).get_job_ids(offset=offset, length=limit)
+    return _registry(queue_name, status).get_job_ids(start=offset, end=offset + limit - 1)
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.isoformat()
+
+
+def _excerpt(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else repr(value)
+    return text[-EXCERPT_CHARS:]
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "function": job.func_name,
+        "queue": job.origin,
+        "status": job.get_status(refresh=False),
+        "enqueued_at": _iso(job.enqueued_at),
+        "started_at": _iso(job.started_at),
+        "ended_at": _iso(job.ended_at),
+    }
+
+
+def job_detail(job: Job, settings: Settings) -> dict[str, Any]:
+    from modwatch.telemetry.job_traces import job_trace_ids
+
+    traces = job_trace_ids(job)
+    created = traces.get("created")
+    latest = traces.get("executions", [])[-1:] or [None]
+    trace_id = created or latest[0]
+    detail = job_summary(job)
+    detail.update(
+        {
+            "description": job.description,
+            "args": job.args,
+            "kwargs": job.kwargs,
+            "timeout": job.timeout,
+            "result_ttl": job.result_ttl,
+            "failure_ttl": job.failure_ttl,
+            "retries_left": job.retries_left,
+            "retry_intervals": job.retry_intervals,
+            "worker_name": job.worker_name,
+            "result": _excerpt(job.return_value(refresh=False)) if job.get_status(refresh=False) == "finished" else None,
+            "exc_info": _excerpt(job.exc_info),
+            "trace_id": trace_id,
+            "trace_ids": traces,
+            "trace_url": settings.trace_url_template.format(trace_id=trace_id) if trace_id else None,
+        }
+    )
+    return detail
+
+
+def _fetch(job_id: str) -> Job:
+    try:
+        return Job.fetch(job_id, connection=get_redis())
+    except (NoSuchJobError, ValueError):
+        raise HTTPException(404, f"no job {job_id!r} (never existed, or expired)") from None
+
+
+@router.get("/queues")
+def list_queues() -> list[dict[str, Any]]:
+    """Each queue with its job count per status, in worker priority order."""
+    return [
+        {"name": name, "priority": rank, "counts": {status: _count(name, status) for status in STATUSES}}
+        for rank, name in enumerate(PRIORITY)
+    ]
+
+
+@router.get("/jobs")
+def list_jobs(
+    queue: str = Query(..., description=f"One of: {', '.join(PRIORITY)}"),
+    status: StatusName = Query("queued"),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+) -> dict[str, Any]:
+    """One page of jobs in a queue with a given status."""
+    if queue not in PRIORITY:
+        raise HTTPException(404, f"no queue {queue!r}; known: {', '.join(PRIORITY)}")
+    total = _count(queue, status)
+    ids = _job_ids(queue, status, offset, limit)
+    jobs = [job for job in Job.fetch_many(ids, connection=get_redis()) if job is not None]
+    return {
+        "queue": queue,
+        "status": status,
+        "total": total,
+        "offset": offset,
+        "limit": limit,
+        "jobs": [job_summary(job) for job in jobs],
+    }
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
+    """One job with its result or error, retries, and the trace ids of its creation and executions."""
+    return job_detail(_fetch(job_id), settings)
+
+
+@router.get("/jobs/{job_id}/trace", response_class=RedirectResponse, status_code=307)
+def open_job_trace(job_id: str, settings: Settings = Depends(settings_dependency)) -> RedirectResponse:
+    """Redirect to the job's trace in the trace backend."""
+    detail = job_detail(_fetch(job_id), settings)
+    if not detail["trace_url"]:
+        raise HTTPException(404, f"job {job_id!r} carries no trace id")
+    return RedirectResponse(detail["trace_url"], status_code=307)
+
+
+@router.post("/jobs/{job_id}/cancel", responses={409: {"description": "The job has already ended"}})
+def cancel_job(job_id: str) -> dict[str, Any]:
+    """Cancel a queued, scheduled or deferred job; ask the worker to stop a started one."""
+    job = _fetch(job_id)
+    status = job.get_status()
+    if status == JobStatus.STARTED:
+        try:
+            send_stop_job_command(get_redis(), job.id)
+        except InvalidJobOperation as exc:
+            raise HTTPException(409, str(exc)) from None
+        return {"id": job.id, "status": "stopping"}
+    if status not in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        raise HTTPException(409, f"job {job_id!r} is {status}; only queued, scheduled, deferred or started jobs can be canceled")
+    job.cancel()
+    return {"id": job.id, "status": job.get_status()}
+
+
+@router.post("/jobs/{job_id}/requeue", responses={409: {"description": "The job is not failed, stopped or canceled"}})
+def requeue_job(job_id: str) -> dict[str, Any]:
+    """Put a failed, stopped or canceled job back on its queue."""
+    job = _fetch(job_id)
+    status = job.get_status()
+    if status not in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
+        raise HTTPException(409, f"job {job_id!r} is {status}; only failed, stopped or canceled jobs can be requeued")
+    if status == JobStatus.FAILED:
+        job.requeue()
+    else:
+        get_queue(job.origin).enqueue_job(job)
+    return {"id": job.id, "status": job.get_status()}
+
+
+@router.get("/scheduled")
+def list_scheduled() -> dict[str, Any]:
+    """Recurring jobs (true next run time and interval) and jobs scheduled for a later attempt."""
+    connection = get_redis()
+    later = []
+    for name in PRIORITY:
+        registry = get_queue(name).scheduled_job_registry
+        for job_id in registry.get_job_ids():
+            later.append({"id": job_id, "queue": name, "run_at": _iso(registry.get_scheduled_time(job_id))})
+    return {"recurring": scheduler.recurring_status(connection), "later": later}
+
+
+class RescheduleRequest(BaseModel):
+    task_name: str = Field(description="A recurring job: " + ", ".join(scheduler.RECURRING_NAMES))
+    interval: int | None = Field(None, gt=0, le=86400, description="New interval in seconds")
+    run_now: bool = Field(False, description="Also run it as soon as possible")
+
+
+@router.post("/scheduled/reschedule", responses={404: {"description": "Not a recurring job"}})
+def reschedule(request: RescheduleRequest) -> dict[str, Any]:
+    """Change a recurring job's interval and/or bring its next run forward."""
+    if request.task_name not in scheduler.RECURRING_NAMES:
+        raise HTTPException(404, f"{request.task_name!r} is not a recurring job; known: {', '.join(scheduler.RECURRING_NAMES)}")
+    if request.interval is None and not request.run_now:
+        raise HTTPException(422, "give an interval, run_now, or both")
+    return scheduler.reschedule(get_redis(), request.task_name, interval=request.interval, run_now=request.run_now)
+
+
+@router.post(
+    "/trigger/{task_name}",
+    status_code=202,
+    responses={404: {"description": "Not a triggerable job"}, 422: {"description": "Invalid arguments"}},
+)
+def trigger(task_name: str, arguments: dict[str, Any] | None = Body(None)) -> dict[str, Any]:
+    """Enqueue a job from the allowlist in `modwatch.jobs.registry` with validated arguments."""
+    triggerable = TRIGGERABLE.get(task_name)
+    if triggerable is None:
+        raise HTTPException(404, f"{task_name!r} cannot be triggered; allowed: {', '.join(sorted(TRIGGERABLE))}")
+    try:
+        validated = triggerable.arguments.model_validate(arguments or {})
+    except ValidationError as exc:
+        raise HTTPException(422, exc.errors(include_url=False, include_context=False)) from None
+    options = JOB_OPTIONS[triggerable.function]
+    job = get_queue(options.queue).enqueue(triggerable.function, **validated.model_dump(), **options.enqueue_kwargs())
+    return {"job_id": job.id, "queue": options.queue, "status": job.get_status(refresh=False), "trace_id": current_trace_id()}
+
+
+@router.get("/workers")
+def list_workers() -> list[dict[str, Any]]:
+    """Workers registered in Redis, with state, queues, current job and heartbeat."""
+    workers = Worker.all(connection=get_redis())
+    return [
+        {
+            "name": worker.name,
+            "hostname": worker.hostname,
+            "pid": worker.pid,
+            "state": worker.get_state(),
+            "queues": worker.queue_names(),
+            "current_job_id": worker.get_current_job_id(),
+            "last_heartbeat": _iso(worker.last_heartbeat),
+            "birth": _iso(worker.birth_date),
+            "successful_jobs": worker.successful_job_count,
+            "failed_jobs": worker.failed_job_count,
+        }
+        for worker in sorted(workers, key=lambda w: w.name)
+    ]

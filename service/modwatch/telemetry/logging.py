@@ -1,0 +1,67 @@
+"""structlog for every process: JSON by default, pretty on a terminal.
+
+Standard-library loggers (uvicorn, RQ, rq-scheduler) are routed through the same processors, so
+every line has the same shape. Context (job_id, queue, request_id, trace ids) comes from
+structlog's contextvars.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from typing import Any
+
+import structlog
+
+_SECRET_KEYS = re.compile(r"(token|secret|password|api_key|authorization|signature)", re.IGNORECASE)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+
+
+def redact_secrets(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in list(event.items()):
+        if _SECRET_KEYS.search(key) and value not in (None, ""):
+            event[key] = "[redacted]"
+        elif isinstance(value, str) and "earer" in value:
+            event[key] = _BEARER.sub(r"\1[redacted]", value)
+    return event
+
+
+def configure(level: str = "INFO", fmt: str = "auto") -> None:
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        *extra_processors,
+        redact_secrets,
+    ]
+    renderer = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "rq.worker", "rq_scheduler.scheduler", "rq.scheduler"):
+        named = logging.getLogger(name)
+        named.handlers[:] = []
+        named.propagate = True
+
+
+# Processors other telemetry modules add (trace and span ids), run before redaction.
+extra_processors: list[Any] = []
