@@ -11,6 +11,7 @@ from modwatch.api import health, moderation, webhooks
 from modwatch.jobs import api as jobs_api
 from modwatch.settings import Settings, get_settings
 from modwatch.telemetry.http_metrics import HttpMetricsMiddleware
+from modwatch.telemetry.tracing import instrument_app
 
 
 class ModwatchAPI(FastAPI):
@@ -30,4 +31,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(jobs_api.router)
     app.include_router(moderation.router)
+    instrument_app(app)
     return app

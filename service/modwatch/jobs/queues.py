@@ -5,6 +5,8 @@ from __future__ import annotations
 from rq import Queue
 
 from modwatch.connection import get_redis
+from modwatch.telemetry.job_metrics import EnqueueMetricsMixin
+from modwatch.telemetry.rq_tracing import TracingQueueMixin
 
 MONITORING = "monitoring"
 WEBHOOKS = "webhooks"
@@ -15,8 +17,8 @@ MODERATION = "moderation"
 PRIORITY = (MONITORING, WEBHOOKS, MODERATION)
 
 
-class ModwatchQueue(Queue):
-    """RQ's Queue; telemetry hooks in through `modwatch.telemetry.rq_hooks`."""
+class ModwatchQueue(EnqueueMetricsMixin, TracingQueueMixin, Queue):
+    """RQ's Queue with producer-side telemetry: every way a job enters a queue is traced and counted."""
 
 
 def get_queue(name: str) -> ModwatchQueue:

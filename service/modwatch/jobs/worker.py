@@ -13,6 +13,8 @@ from rq import SimpleWorker, Worker
 
 from modwatch.jobs.queues import PRIORITY, ModwatchQueue, get_queue
 from modwatch.settings import Settings
+from modwatch.telemetry.job_metrics import JobMetricsWorkerMixin
+from modwatch.telemetry.rq_tracing import TracingWorkerMixin
 
 log = structlog.get_logger(__name__)
 
@@ -20,11 +22,11 @@ log = structlog.get_logger(__name__)
 HEALTHY_HEARTBEAT_SECONDS = 60
 
 
-class ModwatchWorker(Worker):
+class ModwatchWorker(JobMetricsWorkerMixin, TracingWorkerMixin, Worker):
     queue_class = ModwatchQueue
 
 
-class ModwatchSimpleWorker(SimpleWorker):
+class ModwatchSimpleWorker(JobMetricsWorkerMixin, TracingWorkerMixin, SimpleWorker):
     queue_class = ModwatchQueue
 
 
