@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from modwatch.simulator.faults import Faults
 from modwatch.simulator.ratelimit import FixedWindow
@@ -113,8 +113,10 @@ class SimState:
             self.limiter = FixedWindow(self.config.ratelimit_limit, self.config.ratelimit_period)
             self.report_limiter = FixedWindow(self.config.reports_per_day, 86_400)
             self.population = Population(self, random.Random(self.config.seed))
-            admin = self.add_account("admin", None, self.now, role="Owner", pattern="staff", display_name="Admin")
-            user = self.add_account("reporter", None, self.now, pattern="staff", display_name="Reporter")
+            # Staff accounts predate the population so that every id still follows its record's time.
+            founded = self.now - timedelta(days=31)
+            admin = self.add_account("admin", None, founded, role="Owner", pattern="staff", display_name="Admin")
+            user = self.add_account("reporter", None, founded, pattern="staff", display_name="Reporter")
             self.tokens = {
                 self.config.admin_token: Token(self.config.admin_token, admin.id, admin=True),
                 self.config.user_token: Token(self.config.user_token, user.id, admin=False),
