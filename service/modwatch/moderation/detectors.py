@@ -1,0 +1,306 @@
+"""What each detector looks for.
+
+`Material` is an account and its statuses reduced once to what rules read (normalised text per
+field, links, timestamps, media). Text detectors are compiled per field for a whole rule set;
+behavioural and media detectors are plain functions of one rule and the material.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from fnmatch import fnmatchcase
+from typing import Any, Callable, Iterator, NamedTuple
+from urllib.parse import urlsplit
+
+from modwatch.moderation.rules import Rule, regex_flags
+from modwatch.moderation.text import domain_of, parse_html, plain
+
+MAX_EVIDENCE_CHARS = 200
+_WORD = re.compile(r"\w+")
+_PLAIN_WORDS = re.compile(r"\w+(?:\s+\w+)*")
+
+
+class Evidence(NamedTuple):
+    rule: Rule
+    field: str
+    matched_text: str
+    status_id: str | None
+
+
+class Snippet(NamedTuple):
+    text: str
+    status_id: str | None
+
+
+class Post(NamedTuple):
+    id: str | None
+    created_at: datetime | None
+    text: str
+    links: tuple[str, ...]
+    media: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class Material:
+    created_at: datetime | None
+    statuses_count: int | None
+    texts: dict[str, list[Snippet]]
+    links: dict[str, list[Snippet]]
+    posts: list[Post]
+
+
+def timestamp(value: Any) -> datetime | None:
+    """An aware datetime from an ISO string (Mastodon's JSON) or a datetime (Mastodon.py's objects)."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _items(value: Any) -> list[dict[str, Any]]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def gather(account: dict[str, Any], statuses: list[dict[str, Any]]) -> Material:
+    """Strip every HTML field once; missing or mistyped fields become empty, never an error."""
+    note = parse_html(account.get("note"))
+    texts: dict[str, list[Snippet]] = defaultdict(list)
+    links: dict[str, list[Snippet]] = defaultdict(list)
+    for name in ("username", "display_name"):
+        texts[name].append(Snippet(plain(account.get(name)), None))
+    texts["note"].append(Snippet(note.text, None))
+    links["note"].extend(Snippet(link, None) for link in note.links)
+    for profile_field in _items(account.get("fields")):
+        value = parse_html(profile_field.get("value"))
+        texts["fields"].append(Snippet(f"{plain(profile_field.get('name'))}\n{value.text}".strip(), None))
+        links["fields"].extend(Snippet(link, None) for link in value.links)
+
+    posts = []
+    for status in statuses if isinstance(statuses, list) else []:
+        if not isinstance(status, dict):
+            continue
+        status_id = str(status["id"]) if status.get("id") is not None else None
+        content = parse_html(status.get("content"))
+        card = status.get("card")
+        card_url = card.get("url") if isinstance(card, dict) and isinstance(card.get("url"), str) else None
+        status_links = tuple(dict.fromkeys([*content.links, *([card_url] if card_url else [])]))
+        media = tuple(_items(status.get("media_attachments")))
+        posts.append(Post(status_id, timestamp(status.get("created_at")), content.text, status_links, media))
+        texts["status_text"].append(Snippet(content.text, status_id))
+        texts["spoiler_text"].append(Snippet(plain(status.get("spoiler_text")), status_id))
+        texts["media_description"].extend(Snippet(plain(item.get("description")), status_id) for item in media)
+        links["status_text"].extend(Snippet(link, status_id) for link in status_links)
+
+    count = account.get("statuses_count")
+    return Material(
+        created_at=timestamp(account.get("created_at")),
+        statuses_count=count if isinstance(count, int) and not isinstance(count, bool) else None,
+        texts={name: [snippet for snippet in snippets if snippet.text] for name, snippets in texts.items()},
+        links=dict(links),
+        posts=posts,
+    )
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_EVIDENCE_CHARS else text[: MAX_EVIDENCE_CHARS - 1] + "…"
+
+
+# -- text detectors --
+
+
+class TextMatcher:
+    """Every keyword and regex rule that reads one field, run in one pass over each text.
+
+    Whole-word keywords made of words (the usual kind) are looked up in dicts keyed by a text's
+    words and short phrases, so the cost does not grow with the number of keywords. Other
+    keywords (`whole_word: false`, or with punctuation such as `bit.ly`) get one regex per rule.
+    """
+
+    def __init__(self, rules: list[Rule]) -> None:
+        self.phrases: dict[bool, dict[str, list[Rule]]] = {True: defaultdict(list), False: defaultdict(list)}
+        self.phrase_starts: set[str] = set()
+        self.patterns: list[tuple[Rule, re.Pattern[str]]] = []
+        for rule in rules:
+            if rule.detector == "regex":
+                self.patterns.append((rule, re.compile(rule.params["pattern"], regex_flags(rule.params["flags"]))))
+            else:
+                self._add_keywords(rule)
+
+    def _add_keywords(self, rule: Rule) -> None:
+        case_sensitive, whole_word = rule.params["case_sensitive"], rule.params["whole_word"]
+        others = []
+        for keyword in rule.params["keywords"]:
+            if whole_word and _PLAIN_WORDS.fullmatch(keyword):
+                words = keyword.split() if case_sensitive else keyword.casefold().split()
+                self.phrases[case_sensitive][" ".join(words)].append(rule)
+                self.phrase_starts.update(" ".join(words[:n]) for n in range(1, len(words)))
+            else:
+                others.append(keyword)
+        if others:
+            alternatives = "|".join(_keyword_pattern(keyword, whole_word) for keyword in sorted(others, key=len, reverse=True))
+            self.patterns.append((rule, re.compile(alternatives, 0 if case_sensitive else re.IGNORECASE)))
+
+    def scan(self, text: str) -> Iterator[tuple[Rule, str]]:
+        if self.phrases[True] or self.phrases[False]:
+            yield from self._scan_words(text)
+        for rule, pattern in self.patterns:
+            match = pattern.search(text)
+            if match:
+                yield rule, _clip(match.group())
+
+    def _scan_words(self, text: str) -> Iterator[tuple[Rule, str]]:
+        words = list(_WORD.finditer(text))
+        for start, first in enumerate(words):
+            exact, folded = first.group(), first.group().casefold()
+            end = start
+            while True:
+                for rule in self.phrases[True].get(exact, ()):
+                    yield rule, text[first.start() : words[end].end()]
+                for rule in self.phrases[False].get(folded, ()):
+                    yield rule, text[first.start() : words[end].end()]
+                end += 1
+                if end == len(words) or not (exact in self.phrase_starts or folded in self.phrase_starts):
+                    break
+                if not text[words[end - 1].end() : words[end].start()].isspace():
+                    break
+                exact, folded = f"{exact} {words[end].group()}", f"{folded} {words[end].group().casefold()}"
+
+
+def _keyword_pattern(keyword: str, whole_word: bool) -> str:
+    """A literal keyword; word boundaries only where the keyword itself starts or ends with a word character."""
+    pattern = re.escape(keyword)
+    if whole_word and _WORD.match(keyword[0]):
+        pattern = r"(?<!\w)" + pattern
+    if whole_word and _WORD.match(keyword[-1]):
+        pattern += r"(?!\w)"
+    return pattern
+
+
+# -- behavioural detectors --
+
+
+def posting_rate(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
+    """More than `max_statuses` statuses inside some `window_seconds` window: the busiest window is the evidence."""
+    window = timedelta(seconds=rule.params["window_seconds"])
+    timed = sorted((post for post in material.posts if post.created_at), key=lambda post: post.created_at)
+    best: tuple[int, int] = (0, 0)
+    first = 0
+    for last, post in enumerate(timed):
+        while post.created_at - timed[first].created_at > window:
+            first += 1
+        if last + 1 - first > best[1] - best[0]:
+            best = (first, last + 1)
+    burst = timed[best[0] : best[1]]
+    if len(burst) <= rule.params["max_statuses"]:
+        return []
+    summary = f"{len(burst)} statuses within {rule.params['window_seconds']}s"
+    return [Evidence(rule, "created_at", summary, post.id) for post in burst]
+
+
+def duplicate_content(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
+    """The same text (case and spacing ignored) in at least `min_duplicates` statuses."""
+    groups: dict[str, list[Post]] = defaultdict(list)
+    for post in material.posts:
+        key = " ".join(post.text.casefold().split())
+        if len(key) >= rule.params["min_length"]:
+            groups[key].append(post)
+    return [
+        Evidence(rule, "status_text", _clip(post.text), post.id)
+        for posts in groups.values()
+        if len(posts) >= rule.params["min_duplicates"]
+        for post in posts
+    ]
+
+
+def link_domain(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
+    """Links to a listed domain (or its subdomains), or more than `max_links_to_one_domain` links to one domain."""
+    linked = [
+        (field, snippet, domain)
+        for field in rule.fields
+        for snippet in material.links.get(field, ())
+        if (domain := domain_of(snippet.text))
+    ]
+    listed = rule.params.get("domains", ())
+    limit = rule.params.get("max_links_to_one_domain")
+    per_domain = Counter(domain for _, _, domain in linked)
+    return [
+        Evidence(rule, field, _clip(snippet.text), snippet.status_id)
+        for field, snippet, domain in linked
+        if any(domain == listed_domain or domain.endswith(f".{listed_domain}") for listed_domain in listed)
+        or (limit is not None and per_domain[domain] > limit)
+    ]
+
+
+def new_account_burst(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
+    """An account younger than `max_account_age_days` that already has `min_statuses` statuses."""
+    if material.created_at is None:
+        return []
+    age = max(now - material.created_at, timedelta(0))
+    if age > timedelta(days=rule.params["max_account_age_days"]):
+        return []
+    count = max(material.statuses_count or 0, len(material.posts))
+    if count < rule.params["min_statuses"]:
+        return []
+    summary = f"{count} statuses from an account {age / timedelta(days=1):.1f} days old"
+    return [Evidence(rule, "statuses_count", summary, None)]
+
+
+# -- media detectors --
+
+
+def media_alt_text(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
+    """At least `min_missing` attachments of `media_types` without a description."""
+    missing = [
+        Evidence(rule, "media_description", f"{item.get('type')} without alt text", post.id)
+        for post in material.posts
+        for item in post.media
+        if item.get("type") in rule.params["media_types"] and not plain(item.get("description"))
+    ]
+    return missing if len(missing) >= rule.params["min_missing"] else []
+
+
+def _mime_type(item: dict[str, Any]) -> str | None:
+    """Mastodon does not send MIME types: guess from the file name of the (remote) URL."""
+    for key in ("url", "remote_url"):
+        url = item.get(key)
+        if isinstance(url, str) and url:
+            try:
+                guessed, _ = mimetypes.guess_type(urlsplit(url).path, strict=False)
+            except ValueError:
+                continue
+            if guessed:
+                return guessed
+    return None
+
+
+def media_mime(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
+    """Attachments whose media type is listed in `media_types` or whose MIME type matches `mime_types` (globs)."""
+    evidence = []
+    for post in material.posts:
+        for item in post.media:
+            media_type, mime = item.get("type"), _mime_type(item)
+            listed_type = media_type in rule.params.get("media_types", ())
+            listed_mime = mime is not None and any(fnmatchcase(mime, glob) for glob in rule.params.get("mime_types", ()))
+            if listed_type or listed_mime:
+                evidence.append(Evidence(rule, "media_attachments", f"{media_type} {mime or 'unknown MIME type'}", post.id))
+    return evidence
+
+
+Detector = Callable[[Rule, Material, datetime], list[Evidence]]
+ACCOUNT_DETECTORS: dict[str, Detector] = {
+    "posting_rate": posting_rate,
+    "duplicate_content": duplicate_content,
+    "link_domain": link_domain,
+    "new_account_burst": new_account_burst,
+    "media_alt_text": media_alt_text,
+    "media_mime": media_mime,
+}
+TEXT_DETECTORS = ("keyword", "regex")

@@ -1,0 +1,193 @@
+"""Rule sets: load a rules file, evaluate an account against it, reload it when it changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from modwatch.moderation.detectors import ACCOUNT_DETECTORS, TEXT_DETECTORS, Evidence, TextMatcher, gather
+from modwatch.moderation.rules import TEXT_FIELDS, Rule, RulesError, read_rules
+
+__all__ = ["Analysis", "Hit", "RuleSet", "RulesCache", "RulesError", "load_rules"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Hit:
+    rule: str
+    weight: float
+    category: str
+    field: str
+    matched_text: str
+    status_id: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "weight": self.weight,
+            "category": self.category,
+            "field": self.field,
+            "matched_text": self.matched_text,
+            "status_id": self.status_id,
+        }
+
+
+def _id_order(status_id: str) -> tuple[int, str]:
+    # Mastodon ids are strings of digits: compare them as integers.
+    return (int(status_id), status_id) if status_id.isdigit() else (0, status_id)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    account_id: str | None
+    hits: list[Hit]
+    # rule name -> (weight, category, position in the file), for the rules that hit
+    _rules: dict[str, tuple[float, str, int]]
+
+    @property
+    def score(self) -> float:
+        """Each rule that hit counts its weight once, however much evidence it found."""
+        return sum(weight for weight, _, _ in self._rules.values())
+
+    @property
+    def rule_names(self) -> list[str]:
+        return list(self._rules)
+
+    @property
+    def status_ids(self) -> list[str]:
+        return sorted({hit.status_id for hit in self.hits if hit.status_id is not None}, key=_id_order)
+
+    @property
+    def category(self) -> str | None:
+        """The category of the heaviest rule that hit (the earliest in the file on a tie)."""
+        if not self._rules:
+            return None
+        _, category, _ = max(self._rules.values(), key=lambda rule: (rule[0], -rule[2]))
+        return category
+
+    def evidence_key(self) -> str:
+        """Same account and same (rule, status) evidence -> same key, whatever the order it was found in."""
+        evidence = sorted({(hit.rule, hit.status_id or "") for hit in self.hits})
+        payload = json.dumps([self.account_id or "", evidence], separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "score": self.score,
+            "category": self.category,
+            "rule_names": self.rule_names,
+            "status_ids": self.status_ids,
+            "evidence_key": self.evidence_key(),
+            "hits": [hit.as_dict() for hit in self.hits],
+        }
+
+
+class RuleSet:
+    """The rules of one file, compiled once: text rules per field, account rules as a list."""
+
+    def __init__(self, rules: list[Rule], report_threshold: float | None = None, hash: str = "", source: str = "") -> None:
+        self.rules = rules
+        self.report_threshold = report_threshold
+        self.hash = hash
+        self.source = source
+        enabled = [rule for rule in rules if rule.enabled]
+        self._position = {rule.name: index for index, rule in enumerate(rules)}
+        text_rules = {
+            field: [rule for rule in enabled if rule.detector in TEXT_DETECTORS and field in rule.fields] for field in TEXT_FIELDS
+        }
+        self._text_matchers = {field: TextMatcher(rules) for field, rules in text_rules.items() if rules}
+        self._account_rules = [rule for rule in enabled if rule.detector in ACCOUNT_DETECTORS]
+
+    def evaluate(self, account: dict[str, Any], statuses: list[dict[str, Any]], now: datetime | None = None) -> Analysis:
+        """Score a public Account and its statuses.
+
+        An Admin::Account is unwrapped to its public `account`: the admin fields (email, IP
+        addresses, ...) are never matched.
+        """
+        if isinstance(account.get("account"), dict):
+            account = account["account"]
+        now = now or datetime.now(timezone.utc)
+        material = gather(account, statuses)
+        evidence: list[Evidence] = []
+        for field, matcher in self._text_matchers.items():
+            for snippet in material.texts.get(field, ()):
+                evidence.extend(Evidence(rule, field, text, snippet.status_id) for rule, text in matcher.scan(snippet.text))
+        for rule in self._account_rules:
+            evidence.extend(ACCOUNT_DETECTORS[rule.detector](rule, material, now))
+
+        hits: dict[tuple[str, str, str | None], Hit] = {}
+        for item in evidence:
+            # The first match per rule, field and status is evidence enough.
+            key = (item.rule.name, item.field, item.status_id)
+            if key not in hits:
+                hits[key] = Hit(item.rule.name, item.rule.weight, item.rule.category, item.field, item.matched_text, item.status_id)
+        ordered = sorted(hits.values(), key=lambda hit: self._position[hit.rule])
+        rules_hit = {hit.rule: (hit.weight, hit.category, self._position[hit.rule]) for hit in ordered}
+        account_id = account.get("id")
+        return Analysis(str(account_id) if account_id is not None else None, ordered, rules_hit)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "hash": self.hash,
+            "report_threshold": self.report_threshold,
+            "rules": [rule.as_dict() for rule in self.rules],
+        }
+
+
+def load_rules(path: str | Path) -> RuleSet:
+    """Read and validate a rules file; raises RulesError naming the rule and field at fault."""
+    source, rules, threshold = read_rules(path)
+    return RuleSet(rules, threshold, hashlib.sha256(source).hexdigest(), str(path))
+
+
+class RulesCache:
+    """The current RuleSet of a file, reloaded when its modification time or size changes.
+
+    Workers call `get()` per job, so an edited file is picked up without a restart. An invalid
+    edit is logged and the previous good rule set stays in force.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._signature: tuple[int, int] | None = None
+        self._ruleset: RuleSet | None = None
+
+    def get(self) -> RuleSet:
+        with self._lock:
+            try:
+                stat = os.stat(self.path)
+                signature = (stat.st_mtime_ns, stat.st_size)
+            except OSError as exc:
+                if self._ruleset is None:
+                    raise RulesError(f"{self.path.name}: cannot read {self.path}: {exc.strerror}") from None
+                log.error("rules_reload_failed", path=str(self.path), error=exc.strerror, kept_hash=self._ruleset.hash)
+                return self._ruleset
+            if signature != self._signature or self._ruleset is None:
+                self._reload(signature)
+            return self._ruleset
+
+    def _reload(self, signature: tuple[int, int]) -> None:
+        try:
+            ruleset = load_rules(self.path)
+        except RulesError as exc:
+            if self._ruleset is None:
+                raise
+            log.error("rules_reload_failed", path=str(self.path), error=str(exc), kept_hash=self._ruleset.hash)
+        else:
+            if self._ruleset is None or ruleset.hash != self._ruleset.hash:
+                log.info("rules_loaded", path=str(self.path), hash=ruleset.hash, rules=len(ruleset.rules))
+            self._ruleset = ruleset
+        # Remember the version even when it was invalid, so a bad file is reported once, not per call.
+        self._signature = signature

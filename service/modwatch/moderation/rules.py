@@ -1,0 +1,331 @@
+"""The rules file: its schema, validation and the Rule it produces.
+
+Validation is hand written so that every error is one line naming the file, the rule (name and
+1-based position) and the field, e.g.
+`rules.yaml: rule 'crypto-scam' (#3): field 'weight': must be a number > 0`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from re import _constants as sre_constants  # the parse tree is the only way to see nesting
+from re import _parser as sre_parser
+from typing import Any, Callable
+
+import yaml
+
+FILE_VERSION = 1
+TEXT_FIELDS = ("username", "display_name", "note", "fields", "status_text", "spoiler_text", "media_description")
+LINK_FIELDS = ("note", "fields", "status_text")
+CATEGORIES = ("spam", "legal", "violation", "other")
+MEDIA_TYPES = ("image", "gifv", "video", "audio", "unknown")
+REGEX_FLAGS = {
+    "ignorecase": re.IGNORECASE,
+    "multiline": re.MULTILINE,
+    "dotall": re.DOTALL,
+    "ascii": re.ASCII,
+    "verbose": re.VERBOSE,
+}
+REQUIRED = object()
+
+
+class RulesError(ValueError):
+    """The rules file cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    detector: str
+    weight: float
+    category: str
+    description: str = ""
+    fields: tuple[str, ...] = ()
+    enabled: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "detector": self.detector,
+            "weight": self.weight,
+            "category": self.category,
+            "enabled": self.enabled,
+        }
+        if self.fields:
+            out["fields"] = list(self.fields)
+        out.update({key: list(value) if isinstance(value, tuple) else value for key, value in self.params.items()})
+        return out
+
+
+# -- value checks: each returns the normalised value or raises ValueError("must ...") --
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError("must be a number > 0")
+    return value
+
+
+def _int_at_least(minimum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"must be an integer >= {minimum}")
+        return value
+
+    return check
+
+
+def _string_list(value: Any, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError("must be a non-empty list")
+    for item in value:
+        if not isinstance(item, str) or not item.strip():
+            raise ValueError(f"must contain only non-empty strings (got {item!r})")
+        if allowed is not None and item not in allowed:
+            raise ValueError(f"{item!r} is not one of {', '.join(allowed)}")
+    return tuple(dict.fromkeys(item.strip() for item in value))
+
+
+def _choice(allowed: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value
+
+    return check
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[Any], tuple[str, ...]]:
+    return lambda value: _string_list(value, allowed)
+
+
+def _domains(value: Any) -> tuple[str, ...]:
+    return tuple(domain.lower().removeprefix("www.") for domain in _string_list(value))
+
+
+def _flags(value: Any) -> tuple[str, ...]:
+    return _string_list(value, tuple(REGEX_FLAGS))
+
+
+def regex_flags(names: tuple[str, ...]) -> re.RegexFlag:
+    flags = re.RegexFlag(0)
+    for name in names:
+        flags |= REGEX_FLAGS[name]
+    return flags
+
+
+# -- the regex guard --
+
+_REPEATS = {sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT}
+_BACKREFERENCES = {sre_constants.GROUPREF, sre_constants.GROUPREF_EXISTS}
+
+
+def _backtracking_risk(items: Any, inside_repeat: bool) -> str | None:
+    """Why this parsed (sub)pattern can backtrack exponentially, or None.
+
+    Deliberately conservative: a variable quantifier inside another repeated group is refused
+    even when a human can see it is safe (`(?:a+b)+`); such patterns can always be rewritten.
+    """
+    for op, arg in items:
+        if op in _BACKREFERENCES:
+            return "backreferences are not allowed"
+        if op in _REPEATS:
+            low, high, body = arg
+            if inside_repeat and low != high:
+                return "nested quantifiers are not allowed (catastrophic backtracking)"
+            reason = _backtracking_risk(body, inside_repeat or high > 1)
+        elif op is sre_constants.SUBPATTERN:
+            reason = _backtracking_risk(arg[3], inside_repeat)
+        elif op is sre_constants.BRANCH:
+            reason = next(filter(None, (_backtracking_risk(branch, inside_repeat) for branch in arg[1])), None)
+        elif op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
+            reason = _backtracking_risk(arg[1], inside_repeat)
+        elif op is sre_constants.ATOMIC_GROUP:
+            reason = _backtracking_risk(arg, inside_repeat)
+        else:
+            reason = None
+        if reason:
+            return reason
+    return None
+
+
+def check_pattern(pattern: str, flags: re.RegexFlag) -> None:
+    """Raise ValueError unless `pattern` compiles and is safe to run on untrusted text."""
+    try:
+        re.compile(pattern, flags)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    reason = _backtracking_risk(sre_parser.parse(pattern, flags), inside_repeat=False)
+    if reason:
+        raise ValueError(reason)
+
+
+# -- the schema --
+
+COMMON = {
+    "name": (_name, REQUIRED),
+    "description": (_text, ""),
+    "detector": (_text, REQUIRED),
+    "weight": (_positive_number, REQUIRED),
+    "category": (_choice(CATEGORIES), REQUIRED),
+    "enabled": (_bool, True),
+}
+PARAMS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
+    "keyword": {
+        "keywords": (_string_list, REQUIRED),
+        "case_sensitive": (_bool, False),
+        "whole_word": (_bool, True),
+    },
+    "regex": {"pattern": (_name, REQUIRED), "flags": (_flags, ())},
+    "posting_rate": {"max_statuses": (_int_at_least(1), REQUIRED), "window_seconds": (_int_at_least(1), REQUIRED)},
+    "duplicate_content": {"min_duplicates": (_int_at_least(2), 3), "min_length": (_int_at_least(1), 10)},
+    "link_domain": {"domains": (_domains, None), "max_links_to_one_domain": (_int_at_least(1), None)},
+    "new_account_burst": {
+        "max_account_age_days": (_positive_number, REQUIRED),
+        "min_statuses": (_int_at_least(1), REQUIRED),
+    },
+    "media_alt_text": {"media_types": (_one_of(MEDIA_TYPES), ("image", "gifv", "video")), "min_missing": (_int_at_least(1), 1)},
+    "media_mime": {"mime_types": (_string_list, None), "media_types": (_one_of(MEDIA_TYPES), None)},
+}
+# Which `fields` a detector reads, and the default when the rule names none.
+FIELDS = {"keyword": TEXT_FIELDS, "regex": TEXT_FIELDS, "link_domain": LINK_FIELDS}
+DEFAULT_FIELDS = {"keyword": TEXT_FIELDS, "regex": TEXT_FIELDS, "link_domain": ("status_text",)}
+ONE_OF_REQUIRED = {"link_domain": ("domains", "max_links_to_one_domain"), "media_mime": ("mime_types", "media_types")}
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """Safe YAML that refuses a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _checked(where: str, data: dict[str, Any], schema: dict[str, tuple[Callable[[Any], Any], Any]]) -> dict[str, Any]:
+    out = {}
+    for key, (check, default) in schema.items():
+        if key not in data:
+            if default is REQUIRED:
+                raise RulesError(f"{where}field '{key}': required")
+            out[key] = default
+            continue
+        try:
+            out[key] = check(data[key])
+        except ValueError as exc:
+            raise RulesError(f"{where}field '{key}': {exc}") from None
+    return out
+
+
+def _rule(prefix: str, index: int, raw: Any) -> Rule:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    label = f"rule '{name.strip()}' (#{index})" if isinstance(name, str) and name.strip() else f"rule #{index}"
+    where = f"{prefix}{label}: "
+    if not isinstance(raw, dict):
+        raise RulesError(f"{where}must be a mapping")
+    common = _checked(where, raw, COMMON)
+    detector = common["detector"]
+    if detector not in PARAMS:
+        raise RulesError(f"{where}field 'detector': {detector!r} is not one of {', '.join(PARAMS)}")
+    params = _checked(where, raw, PARAMS[detector])
+    fields: tuple[str, ...] = ()
+    if detector in FIELDS:
+        fields = DEFAULT_FIELDS[detector]
+        if "fields" in raw:
+            try:
+                fields = _string_list(raw["fields"], FIELDS[detector])
+            except ValueError as exc:
+                raise RulesError(f"{where}field 'fields': {exc}") from None
+    for key in raw:
+        if key not in COMMON and key not in PARAMS[detector] and not (key == "fields" and detector in FIELDS):
+            raise RulesError(f"{where}field '{key}': unknown for detector '{detector}'")
+    required = ONE_OF_REQUIRED.get(detector, ())
+    if required and all(params[key] is None for key in required):
+        raise RulesError(f"{where}field '{required[0]}': one of {' or '.join(map(repr, required))} is required")
+    if detector == "regex":
+        try:
+            check_pattern(params["pattern"], regex_flags(params["flags"]))
+        except ValueError as exc:
+            raise RulesError(f"{where}field 'pattern': {exc}") from None
+    return Rule(
+        name=common["name"],
+        detector=detector,
+        weight=common["weight"],
+        category=common["category"],
+        description=common["description"],
+        fields=fields,
+        enabled=common["enabled"],
+        params={key: value for key, value in params.items() if value is not None},
+    )
+
+
+def _rule_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ValueError("must be a list of rules")
+    return value
+
+
+TOP_LEVEL = {
+    "version": (_int_at_least(1), REQUIRED),
+    "report_threshold": (_positive_number, None),
+    "rules": (_rule_list, REQUIRED),
+}
+
+
+def parse_rules(source: bytes, filename: str) -> tuple[list[Rule], float | None]:
+    """The enabled and disabled rules of a rules file, and its report threshold (or None)."""
+    where = f"{filename}: "
+    try:
+        data = yaml.load(source, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        raise RulesError(f"{where}invalid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise RulesError(f"{where}must be a mapping with 'version' and 'rules'")
+    top = _checked(where, data, TOP_LEVEL)
+    unknown = sorted(set(data) - set(TOP_LEVEL), key=str)
+    if unknown:
+        raise RulesError(f"{where}field '{unknown[0]}': unknown top-level key")
+    if top["version"] != FILE_VERSION:
+        raise RulesError(f"{where}field 'version': must be {FILE_VERSION}")
+    rules = [_rule(where, index, raw) for index, raw in enumerate(top["rules"], start=1)]
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(rules, start=1):
+        if rule.name in seen:
+            raise RulesError(f"{where}rule '{rule.name}' (#{index}): field 'name': duplicate of rule #{seen[rule.name]}")
+        seen[rule.name] = index
+    return rules, top["report_threshold"]
+
+
+def read_rules(path: str | Path) -> tuple[bytes, list[Rule], float | None]:
+    path = Path(path)
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise RulesError(f"{path.name}: cannot read {path}: {exc.strerror}") from None
+    return (source, *parse_rules(source, path.name))
