@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modwatch.simulator import entities, webhooks
+from modwatch.simulator.ratelimit import Verdict
 from modwatch.simulator.state import SimState, Token
 
 ADMIN_ACCOUNT_STATUSES = {"active", "pending", "disabled", "silenced", "suspended"}
@@ -57,6 +58,9 @@ def create_app(state: SimState) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # No route matched, so no guard ran; Mastodon throttles before routing, so count it here.
+        if not hasattr(request.state, "ratelimit_headers"):
+            request.state.ratelimit_headers = count(state, request, datetime.now(timezone.utc)).headers()
         return error_response(request, exc.status_code, str(exc.detail))
 
     app.include_router(mastodon_router(state))
@@ -75,9 +79,7 @@ def guard(state: SimState):
         fault = faults.draw()
         if fault == "timeout":
             time.sleep(faults.timeout_seconds)
-        token = bearer(request)
-        key = f"token:{token}" if token in state.tokens else f"ip:{request.client.host if request.client else '-'}"
-        verdict = state.limiter.hit(key, now)
+        verdict = count(state, request, now)
         request.state.ratelimit_headers = verdict.headers()
         response.headers.update(verdict.headers())
         if fault == "error":
@@ -87,6 +89,13 @@ def guard(state: SimState):
         state.catch_up(now)
 
     return dependency
+
+
+def count(state: SimState, request: Request, now: datetime) -> Verdict:
+    """One hit on the caller's window: per token when it is valid, per client address otherwise."""
+    token = bearer(request)
+    key = f"token:{token}" if token in state.tokens else f"ip:{request.client.host if request.client else '-'}"
+    return state.limiter.hit(key, now)
 
 
 def bearer(request: Request) -> str | None:

@@ -36,6 +36,7 @@ class Faults:
                 raise ValueError(f"{name} must be between 0 and 1")
             if float(value) < 0:
                 raise ValueError(f"{name} must not be negative")
+        for name, value in changes.items():
             setattr(self, name, type(getattr(self, name))(value))
         with self._lock:
             self._rng = random.Random(self.seed)

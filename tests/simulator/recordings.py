@@ -1,0 +1,25 @@
+"""Recorded Mastodon payloads from shared/mastodon/, by entity."""
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared")) / "mastodon"
+
+
+def cassette(name: str) -> list[dict]:
+    return yaml.safe_load((SHARED / "cassettes" / name).read_text())["interactions"]
+
+
+def body(interaction: dict):
+    return json.loads(interaction["response"]["body"]["string"])
+
+
+def find(name: str, method: str, path_part: str) -> dict:
+    for interaction in cassette(name):
+        request = interaction["request"]
+        if request["method"] == method and path_part in request["uri"]:
+            return interaction
+    raise LookupError(f"{method} {path_part} not in {name}")
