@@ -7,6 +7,7 @@ import sys
 from typing import Callable, Sequence
 
 from modwatch.settings import ConfigError, Settings, get_settings
+from modwatch.simulator.cli import register as register_simulator
 
 
 def _settings_or_exit() -> Settings:
@@ -126,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--simulator-port", type=int, default=3000)
     run.add_argument("--worker-metrics-port", type=int, default=9100)
     run.add_argument("--scheduler-metrics-port", type=int, default=9101)
+    run.add_argument("--redis-probe-url", default="redis://127.0.0.1:6379/0",
+                     help="Without REDIS_URL: use this Redis if it answers, else start an embedded one.")
 
     check = add("check-config", cmd_check_config, "Validate settings and check Redis, database and Mastodon.")
     check.add_argument("--offline", action="store_true", help="Only validate settings; connect to nothing.")
@@ -135,12 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     health = add("healthcheck", cmd_healthcheck, "Exit 0 when a component on this host is healthy (for containers).")
     health.add_argument("component", choices=["api", "worker", "scheduler"])
 
-    try:
-        from modwatch.simulator.cli import register
-    except ImportError:
-        pass
-    else:
-        register(sub)
+    register_simulator(sub)
     return parser
 
 

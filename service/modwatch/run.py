@@ -124,9 +124,8 @@ def run_all(args: argparse.Namespace) -> int:
     notes: list[str] = []
     try:
         if settings.redis_url is None:
-            local = "redis://127.0.0.1:6379/0"
-            if _redis_answers(local):
-                env["REDIS_URL"] = local
+            if _redis_answers(args.redis_probe_url):
+                env["REDIS_URL"] = args.redis_probe_url
             else:
                 binary = redis_server_binary()
                 if binary is None:
@@ -153,7 +152,8 @@ def run_all(args: argparse.Namespace) -> int:
             env["MASTODON_ACCESS_TOKEN"] = token
             children.start("simulator", _modwatch(
                 "simulate", "--host", "127.0.0.1", "--port", str(args.simulator_port), "--admin-token", token,
-                "--webhook-target", webhook_url, "--webhook-secret", env["WEBHOOK_SECRET"]), env)
+                "--webhook-target", webhook_url, "--webhook-secret", env["WEBHOOK_SECRET"],
+                "--growth-per-minute", "6"), env)
             notes.append(f"Mastodon simulator      http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
         subprocess.run(_modwatch("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
         children.start("api", _modwatch("api", "--host", args.host, "--port", str(args.port)), env)
