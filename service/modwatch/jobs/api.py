@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.results import Result
 from rq.worker import Worker
 
 from modwatch.api.deps import require_api_key, settings_dependency
@@ -24,6 +25,7 @@ from modwatch.jobs.enqueue import JOB_OPTIONS
 from modwatch.jobs.queues import PRIORITY, get_queue
 from modwatch.jobs.registry import TRIGGERABLE
 from modwatch.settings import Settings
+from modwatch.telemetry.job_traces import job_trace_ids
 from modwatch.telemetry.trace_ids import current_trace_id
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
@@ -86,12 +88,11 @@ def job_summary(job: Job) -> dict[str, Any]:
 
 
 def job_detail(job: Job, settings: Settings) -> dict[str, Any]:
-    from modwatch.telemetry.job_traces import job_trace_ids
-
     traces = job_trace_ids(job)
     created = traces.get("created")
-    latest = traces.get("executions", [])[-1:] or [None]
-    trace_id = created or latest[0]
+    trace_id = created or (traces.get("executions") or [None])[-1]
+    latest = job.latest_result()
+    succeeded = latest is not None and latest.type == Result.Type.SUCCESSFUL
     detail = job_summary(job)
     detail.update(
         {
@@ -104,8 +105,8 @@ def job_detail(job: Job, settings: Settings) -> dict[str, Any]:
             "retries_left": job.retries_left,
             "retry_intervals": job.retry_intervals,
             "worker_name": job.worker_name,
-            "result": _excerpt(job.return_value(refresh=False)) if job.get_status(refresh=False) == "finished" else None,
-            "exc_info": _excerpt(job.exc_info),
+            "result": _excerpt(latest.return_value) if succeeded else None,
+            "exc_info": _excerpt(latest.exc_string) if latest is not None and not succeeded else None,
             "trace_id": trace_id,
             "trace_ids": traces,
             "trace_url": settings.trace_url_template.format(trace_id=trace_id) if trace_id else None,

@@ -1,0 +1,116 @@
+import subprocess
+import sys
+import time
+
+import redis
+
+from core.support import REDIS_URL, reset_caches, subprocess_env
+from modwatch.jobs import scheduler as sched
+from modwatch.jobs import tasks
+from modwatch.settings import get_settings
+
+
+def connection():
+    return redis.Redis.from_url(REDIS_URL)
+
+
+def registered(conn) -> dict[str, int]:
+    from rq_scheduler import Scheduler
+
+    return {job.id: job.meta["interval"] for job in Scheduler(connection=conn).get_jobs()}
+
+
+def test_recurring_jobs_use_configured_intervals(core_env, monkeypatch):
+    monkeypatch.setenv("POLL_ADMIN_ACCOUNTS_INTERVAL", "45")
+    monkeypatch.setenv("POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL", "50")
+    monkeypatch.setenv("QUEUE_STATS_INTERVAL", "3")
+    reset_caches()
+    leader = sched.LeaderScheduler(get_settings(), connection())
+    assert leader._interval <= 3  # the loop runs at least as often as the shortest interval
+    assert leader.acquire_lock()
+    assert registered(connection()) == {
+        "recurring-poll_admin_accounts": 45,
+        "recurring-poll_admin_accounts_local": 50,
+        "recurring-record_queue_stats": 3,
+    }
+
+
+def test_restart_and_second_scheduler_do_not_duplicate(core_env):
+    conn = connection()
+    first = sched.LeaderScheduler(get_settings(), conn)
+    second = sched.LeaderScheduler(get_settings(), conn)
+    assert first.acquire_lock() is True
+    assert second.acquire_lock() is False  # one leader
+    assert first.acquire_lock() is True  # the leader renews its lease
+    first.register_death()
+    assert second.acquire_lock() is True  # takes over once the leader is gone
+    restarted = sched.LeaderScheduler(get_settings(), conn)
+    sched.register_recurring(restarted, sched.intervals(get_settings(), conn))
+    assert len(registered(conn)) == 3
+    assert conn.zcard("rq:scheduler:scheduled_jobs") == 3
+
+
+def test_changed_interval_replaces_the_job(core_env, monkeypatch):
+    conn = connection()
+    sched.register_recurring(sched.LeaderScheduler(get_settings(), conn), sched.intervals(get_settings(), conn))
+    monkeypatch.setenv("QUEUE_STATS_INTERVAL", "99")
+    reset_caches()
+    sched.register_recurring(sched.LeaderScheduler(get_settings(), conn), sched.intervals(get_settings(), conn))
+    assert registered(conn)["recurring-record_queue_stats"] == 99
+    assert conn.zcard("rq:scheduler:scheduled_jobs") == 3
+
+
+def test_two_scheduler_processes_run_each_job_once_per_interval(core_env):
+    env = subprocess_env({"QUEUE_STATS_INTERVAL": "2", "POLL_ADMIN_ACCOUNTS_INTERVAL": "600",
+                          "POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL": "600"})
+    processes = [subprocess.Popen([sys.executable, "-m", "modwatch.cli", "scheduler"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    conn = connection()
+    try:
+        deadline = time.monotonic() + 30
+        while conn.llen("rq:queue:monitoring") == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        started = time.monotonic()
+        time.sleep(9)
+        elapsed = time.monotonic() - started
+        # No worker runs, so every enqueue of the recurring job stays in the list.
+        stats_runs = conn.llen("rq:queue:monitoring")
+        polls = conn.lrange("rq:queue:moderation", 0, -1)
+        assert sched.heartbeat_age(conn) < 5
+        health = subprocess.run([sys.executable, "-m", "modwatch.cli", "healthcheck", "scheduler"], env=env,
+                                capture_output=True, text=True, timeout=30)
+        assert health.returncode == 0, health.stdout
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+    expected = elapsed / 2
+    assert expected - 1 <= stats_runs <= expected + 2, stats_runs
+    assert sorted(polls) == [b"recurring-poll_admin_accounts", b"recurring-poll_admin_accounts_local"]
+    assert conn.get(sched.LEADER_KEY) is None  # released on shutdown
+
+
+def test_running_poll_is_not_started_twice(core_env):
+    conn = connection()
+    conn.set("modwatch:poll:running:poll_admin_accounts", "another-run", ex=60)
+    assert tasks.poll_admin_accounts()["outcome"] == "skipped"
+    assert conn.get("modwatch:poll:running:poll_admin_accounts") == b"another-run"
+    tasks.poll_admin_accounts_local()
+    assert conn.get("modwatch:poll:running:poll_admin_accounts_local") is None  # released after the run
+
+
+def test_scheduled_api_shows_next_run_and_reschedules(client, auth):
+    conn = connection()
+    sched.register_recurring(sched.LeaderScheduler(get_settings(), conn), sched.intervals(get_settings(), conn))
+    recurring = {item["task_name"]: item for item in client.get("/jobs/scheduled", headers=auth).json()["recurring"]}
+    assert recurring["record_queue_stats"]["interval"] == 15 and recurring["record_queue_stats"]["registered"]
+    assert recurring["poll_admin_accounts"]["next_run_at"]
+    changed = client.post("/jobs/scheduled/reschedule", headers=auth,
+                          json={"task_name": "poll_admin_accounts", "interval": 120, "run_now": True}).json()
+    assert changed["interval"] == 120
+    assert sched.intervals(get_settings(), conn)["poll_admin_accounts"] == 120  # the leader keeps it
+    unknown = client.post("/jobs/scheduled/reschedule", headers=auth, json={"task_name": "rm", "run_now": True})
+    assert unknown.status_code == 404
+    empty = client.post("/jobs/scheduled/reschedule", headers=auth, json={"task_name": "poll_admin_accounts"})
+    assert empty.status_code == 422
