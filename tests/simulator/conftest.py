@@ -2,8 +2,6 @@ import pytest
 
 from modwatch.simulator.server import running
 
-ADMIN = {"Authorization": "Bearer sim-admin-token"}
-USER = {"Authorization": "Bearer sim-user-token"}
 
 
 @pytest.fixture(scope="module")

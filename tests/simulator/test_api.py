@@ -7,8 +7,8 @@ import mastodon
 import pytest
 import requests
 
-from conftest import ADMIN, USER
 from modwatch.simulator.server import running
+from sim_support import ADMIN, USER
 
 
 def get(sim, path, headers=ADMIN, **params):

@@ -10,11 +10,10 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 
-from conftest import ADMIN, USER
 from modwatch.simulator import entities
 from modwatch.simulator.state import Config, SimState
 from modwatch.simulator.webhooks import send_webhooks, signature
-from recordings import SHARED, body, find
+from sim_support import ADMIN, SHARED, USER, body, find
 
 
 def assert_keys_cover(recorded: dict, served: dict, where: str = "") -> None:

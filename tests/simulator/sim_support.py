@@ -1,4 +1,4 @@
-"""Recorded Mastodon payloads from shared/mastodon/, by entity."""
+"""Helpers for the simulator tests: tokens and recorded Mastodon payloads from shared/mastodon/."""
 
 import json
 import os
@@ -23,3 +23,7 @@ def find(name: str, method: str, path_part: str) -> dict:
         if request["method"] == method and path_part in request["uri"]:
             return interaction
     raise LookupError(f"{method} {path_part} not in {name}")
+
+
+ADMIN = {"Authorization": "Bearer sim-admin-token"}
+USER = {"Authorization": "Bearer sim-user-token"}
