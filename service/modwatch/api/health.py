@@ -11,8 +11,11 @@ from prometheus_client.exposition import choose_encoder
 
 from modwatch.connection import get_redis
 from modwatch.storage.db import ping_database
+from modwatch.telemetry import queue_stats
 
 router = APIRouter(tags=["health"])
+# Queue statistics are served by the API only: one scrape target for them, whatever the workers.
+queue_stats.register_collector()
 
 
 @router.get("/livez")

@@ -14,6 +14,7 @@ from rq import SimpleWorker, Worker
 from modwatch.jobs.queues import PRIORITY, ModwatchQueue, get_queue
 from modwatch.settings import Settings
 from modwatch.telemetry.job_metrics import JobMetricsWorkerMixin
+from modwatch.telemetry.metrics import ForkSafeRegistry
 from modwatch.telemetry.rq_tracing import TracingWorkerMixin
 
 log = structlog.get_logger(__name__)
@@ -38,7 +39,8 @@ def build_worker(connection: redis.Redis, queue_names: Sequence[str] = (), simpl
 
 def serve_metrics(port: int) -> None:
     if port:
-        start_http_server(port)
+        # Text or OpenMetrics by the Accept header; read under the lock the worker forks with.
+        start_http_server(port, registry=ForkSafeRegistry())
         log.info("metrics_listening", port=port)
 
 

@@ -6,7 +6,12 @@ Each process serves the default registry; which process fills which metric is in
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+import threading
+from typing import Any, Iterable
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.registry import Collector
 
 from modwatch import __version__
 
@@ -50,3 +55,82 @@ REPORTS = Counter("modwatch_reports", "Report decisions by outcome.", ["outcome"
 
 def set_build_info(process: str) -> None:
     BUILD_INFO.labels(version=__version__, process=process).set(1)
+
+
+# Every metric object above by family name, with its type.
+DEFINED: dict[str, MetricWrapperBase] = {
+    metric.describe()[0].name: metric for metric in list(globals().values()) if isinstance(metric, MetricWrapperBase)
+}
+TYPES: dict[str, str] = {name: metric.describe()[0].type for name, metric in DEFINED.items()}
+
+# Metric changes made in a forked work horse die with it (RQ ends the horse with os._exit). The
+# horse takes a snapshot before the job, sends the difference to its parent worker after it, and
+# the parent applies it to its own registry, which is the one /metrics serves.
+Snapshot = dict[tuple[str, tuple[tuple[str, str], ...]], list[float]]
+# [metric name, labels, values]: a counter's increase, a gauge's new value, or a histogram's
+# cumulative bucket increases followed by the increase of its sum.
+Change = list[Any]
+
+
+def snapshot() -> Snapshot:
+    values: Snapshot = {}
+    for name, metric in DEFINED.items():
+        for family in metric.collect():
+            for sample in family.samples:
+                if sample.name.endswith(("_created", "_count")):
+                    continue
+                labels = tuple(sorted((key, value) for key, value in sample.labels.items() if key != "le"))
+                values.setdefault((name, labels), []).append(sample.value)
+    return values
+
+
+def changes_since(before: Snapshot) -> list[Change]:
+    changes = []
+    for (name, labels), values in snapshot().items():
+        old = before.get((name, labels))
+        if TYPES[name] == "gauge":
+            if values != old:
+                changes.append([name, dict(labels), values])
+            continue
+        increase = [new - previous for new, previous in zip(values, old or [0.0] * len(values))]
+        if any(increase):
+            changes.append([name, dict(labels), increase])
+    return changes
+
+
+def apply_changes(changes: Iterable[Change]) -> None:
+    for name, labels, values in changes:
+        metric = DEFINED[name]
+        child = metric.labels(**labels) if labels else metric
+        if TYPES[name] == "counter":
+            child.inc(values[0])
+        elif TYPES[name] == "gauge":
+            child.set(values[0])
+        else:
+            # prometheus_client has no public way to add bucket counts, only single observations.
+            *cumulative, total = values
+            below = 0.0
+            for bucket, count in zip(child._buckets, cumulative):
+                bucket.inc(count - below)
+                below = count
+            child._sum.inc(total)
+
+
+# Held while /metrics reads the metrics and while the worker forks: a fork in the middle of a
+# scrape would copy a metric's lock in its locked state, and the work horse would hang on it.
+FORK_LOCK = threading.Lock()
+
+
+class ForkSafeRegistry(Collector):
+    """The default registry read under FORK_LOCK: what workers and the scheduler serve on METRICS_PORT."""
+
+    def __init__(self, names: Iterable[str] | None = None) -> None:
+        self.names = names
+
+    def collect(self) -> Iterable[Any]:
+        with FORK_LOCK:
+            source = REGISTRY if self.names is None else REGISTRY.restricted_registry(self.names)
+            return list(source.collect())
+
+    def restricted_registry(self, names: Iterable[str]) -> "ForkSafeRegistry":
+        return ForkSafeRegistry(names)
