@@ -183,8 +183,8 @@ def _banner(args: argparse.Namespace, api_key: str, notes: list[str]) -> str:
         f"  readiness             {base}/readyz",
         f"  metrics               {base}/metrics, worker :{args.worker_metrics_port}, scheduler :{args.scheduler_metrics_port}",
         f"  rq-dashboard          http://{args.host}:{args.dashboard_port}  (user admin, password = API key)",
-        f"  API key               {api_key}",
         *[f"  {note}" for note in notes],
+        f"  API key               {api_key}",
         "",
     ]
     return "\n".join(lines)
