@@ -5,19 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.errors import ServerErrorMiddleware
 
 from modwatch import __version__
 from modwatch.api import health, moderation, webhooks
 from modwatch.jobs import api as jobs_api
 from modwatch.settings import Settings, get_settings
 from modwatch.telemetry.http_metrics import HttpMetricsMiddleware
+from modwatch.telemetry.request_context import RequestContextMiddleware
 from modwatch.telemetry.tracing import instrument_app
 
 
 class ModwatchAPI(FastAPI):
     def build_middleware_stack(self) -> Any:
-        # Outermost, so error responses from Starlette's own middleware are measured too.
-        return HttpMetricsMiddleware(super().build_middleware_stack())
+        # Around Starlette's error middleware, so its 500s are measured too and carry a request id.
+        # Starlette's stack starts with ServerErrorMiddleware, and so must ours: the tracing
+        # instrumentation wraps the app inside it, which puts metrics and request ids in the span.
+        stack = super().build_middleware_stack()
+        return ServerErrorMiddleware(HttpMetricsMiddleware(RequestContextMiddleware(stack)))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -13,17 +13,34 @@ import sys
 from typing import Any
 
 import structlog
+from opentelemetry import trace
 
-_SECRET_KEYS = re.compile(r"(token|secret|password|api_key|authorization|signature)", re.IGNORECASE)
+_SECRET_KEYS = re.compile(r"(token|secret|password|api[_-]?key|authorization|signature|cookie)", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
+# Credentials in URLs: OAuth query parameters and user:password@host.
+_URL_SECRETS = re.compile(r"((?:access_token|client_secret|code|token)=)[^&\s\"']+|(//[^/\s:@]+:)[^/\s@]+(@)", re.IGNORECASE)
+
+
+def _redact_text(value: str) -> str:
+    value = _BEARER.sub(r"\1[redacted]", value)
+    return _URL_SECRETS.sub(lambda m: f"{m.group(1)}[redacted]" if m.group(1) else f"{m.group(2)}[redacted]{m.group(3)}", value)
 
 
 def redact_secrets(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(event.items()):
         if _SECRET_KEYS.search(key) and value not in (None, ""):
             event[key] = "[redacted]"
-        elif isinstance(value, str) and "earer" in value:
-            event[key] = _BEARER.sub(r"\1[redacted]", value)
+        elif isinstance(value, str):
+            event[key] = _redact_text(value)
+    return event
+
+
+def add_trace_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """`trace_id` and `span_id` of the active span, so a log line leads to its trace."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event.setdefault("trace_id", format(context.trace_id, "032x"))
+        event.setdefault("span_id", format(context.span_id, "016x"))
     return event
 
 
@@ -34,6 +51,7 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
         *extra_processors,
         redact_secrets,
     ]
@@ -49,6 +67,7 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            redact_secrets,  # again: tracebacks are rendered only now
             renderer,
         ],
     )
@@ -63,5 +82,5 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         named.propagate = True
 
 
-# Processors other telemetry modules add (trace and span ids), run before redaction.
+# Processors other telemetry modules add, run before redaction.
 extra_processors: list[Any] = []

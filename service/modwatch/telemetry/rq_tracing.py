@@ -1,11 +1,179 @@
-"""OpenTelemetry instrumentation of RQ: PRODUCER spans on enqueue, CONSUMER spans in the worker."""
+"""OpenTelemetry instrumentation of RQ: PRODUCER spans on enqueue, CONSUMER spans in the worker.
+
+Every way a job enters a queue ends in `Queue._enqueue_job` (enqueue, enqueue_many, dependents,
+retries without a backoff, due jobs moved by either scheduler) or `Queue.schedule_job`
+(enqueue_at/in, retries with a backoff); both open a `send <queue>` span and put its context into
+`job.meta` before RQ saves the job, inside the caller's pipeline when there is one. The worker's
+`process <queue>` span continues that context, so one trace runs from the request that created a
+job through every retry to its last attempt.
+
+Parent of a `send` span: the active span when there is one (the request, or the attempt that is
+being retried), else the context the job carries (a due job moved by a scheduler process). A
+recurring rq-scheduler job is the exception: each run starts a fresh trace that links to where the
+job was registered, so no trace grows for as long as the job recurs.
+"""
 
 from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import rq.scheduler
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+
+from modwatch.telemetry.job_traces import (
+    CONTEXT_KEY,
+    CREATED_KEY,
+    REGISTERED_CONTEXT_KEY,
+    REQUEST_ID_KEY,
+    record_execution,
+)
+from modwatch.telemetry.request_context import current_request_id
+from modwatch.telemetry.trace_ids import current_trace_id
+
+tracer = trace.get_tracer("modwatch.rq")
+# The work horse ends with os._exit: its spans are exported before, within this budget.
+HORSE_FLUSH_SECONDS = 1.0
+# rq-scheduler keeps a recurring job's schedule in these meta keys.
+RECURRING_META_KEYS = ("interval", "cron_string")
+
+
+def is_recurring(job: Any) -> bool:
+    return any(job.meta.get(key) is not None for key in RECURRING_META_KEYS)
+
+
+def messaging_attributes(operation_type: str, operation_name: str, queue_name: str, job: Any) -> dict[str, Any]:
+    attributes = {
+        "messaging.system": "rq",
+        "messaging.destination.name": queue_name,
+        "messaging.message.id": job.id,
+        "messaging.operation.type": operation_type,
+        "messaging.operation.name": operation_name,
+        "messaging.rq.function": job.func_name,
+    }
+    if job.retries_left is not None:
+        attributes["messaging.rq.retries_left"] = job.retries_left
+    return attributes
+
+
+def _span_context(carrier: dict[str, str] | None) -> tuple[otel_context.Context, trace.SpanContext]:
+    extracted = propagate.extract(carrier or {})
+    return extracted, trace.get_current_span(extracted).get_span_context()
+
+
+def _send_parent(job: Any) -> tuple[otel_context.Context | None, list[Link]]:
+    """The parent context of a `send` span and its links (see the module docstring)."""
+    if is_recurring(job):
+        registered, registered_span = _span_context(job.meta.get(REGISTERED_CONTEXT_KEY))
+        links = [Link(registered_span, {"messaging.rq.link": "registered"})] if registered_span.is_valid else []
+        # A root span, keeping the registration's baggage.
+        return trace.set_span_in_context(trace.INVALID_SPAN, registered), links
+    carried, carried_span = _span_context(job.meta.get(CONTEXT_KEY))
+    active = trace.get_current_span().get_span_context()
+    if not active.is_valid:
+        return carried, []
+    if carried_span.is_valid and carried_span.trace_id != active.trace_id:
+        # Put back on a queue from another trace (a requeue by hand): keep the way back.
+        return None, [Link(carried_span, {"messaging.rq.link": "previous"})]
+    return None, []
+
+
+@contextmanager
+def send_span(queue_name: str, job: Any, operation_name: str, **extra: Any) -> Iterator[trace.Span]:
+    """The PRODUCER span around putting `job` on a queue; call RQ inside it, before the job is saved."""
+    parent, links = _send_parent(job)
+    attributes = {**messaging_attributes("send", operation_name, queue_name, job), **extra}
+    with tracer.start_as_current_span(
+        f"send {queue_name}", context=parent, kind=SpanKind.PRODUCER, attributes=attributes, links=links
+    ) as span:
+        job.meta[CONTEXT_KEY] = {}
+        propagate.inject(job.meta[CONTEXT_KEY])
+        job.meta.setdefault(CREATED_KEY, current_trace_id())
+        request_id = current_request_id()
+        if request_id and REQUEST_ID_KEY not in job.meta:
+            job.meta[REQUEST_ID_KEY] = request_id
+        yield span
 
 
 class TracingQueueMixin:
     """Mixed into ModwatchQueue."""
 
+    def _enqueue_job(self, job: Any, pipeline: Any = None, at_front: bool = False, unique: bool = False) -> Any:
+        with send_span(self.name, job, "enqueue"):
+            return super()._enqueue_job(job, pipeline=pipeline, at_front=at_front, unique=unique)
+
+    def schedule_job(self, job: Any, datetime: datetime, pipeline: Any = None, unique: bool = False) -> Any:
+        run_at = datetime if datetime.tzinfo else datetime.replace(tzinfo=timezone.utc)
+        with send_span(self.name, job, "schedule", **{"messaging.rq.scheduled_for": run_at.isoformat()}):
+            return super().schedule_job(job, datetime, pipeline=pipeline, unique=unique)
+
+
+class TracingSchedulerMixin:
+    """Mixed into rq-scheduler's Scheduler: registering a job records the context its runs link to."""
+
+    def schedule(self, scheduled_time: datetime, func: Any, *args: Any, **kwargs: Any) -> Any:
+        queue_name = kwargs.get("queue_name") or self.queue_name
+        name = getattr(func, "__name__", str(func))
+        attributes = {
+            "messaging.system": "rq",
+            "messaging.destination.name": queue_name,
+            "messaging.operation.type": "create",
+            "messaging.operation.name": "register",
+            "messaging.rq.function": name,
+        }
+        if kwargs.get("id"):
+            attributes["messaging.message.id"] = kwargs["id"]
+        with tracer.start_as_current_span(f"register {queue_name}", kind=SpanKind.PRODUCER, attributes=attributes):
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            kwargs["meta"] = {**(kwargs.get("meta") or {}), REGISTERED_CONTEXT_KEY: carrier, CREATED_KEY: current_trace_id()}
+            return super().schedule(scheduled_time, func, *args, **kwargs)
+
 
 class TracingWorkerMixin:
-    """Mixed into the worker classes."""
+    """Mixed into the worker classes: one `process <queue>` span per attempt, in the work horse."""
+
+    def perform_job(self, job: Any, queue: Any) -> bool:
+        parent, _ = _span_context(job.meta.get(CONTEXT_KEY))
+        attributes = messaging_attributes("process", "perform", queue.name, job)
+        attributes["messaging.rq.worker.name"] = self.name
+        if job.enqueued_at is not None:
+            enqueued_at = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=timezone.utc)
+            attributes["messaging.rq.wait_seconds"] = max(0.0, time.time() - enqueued_at.timestamp())
+        try:
+            with tracer.start_as_current_span(
+                f"process {queue.name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes,
+                record_exception=False, set_status_on_exception=False,
+            ) as span, structlog.contextvars.bound_contextvars(
+                job_id=job.id, queue=queue.name, request_id=job.meta.get(REQUEST_ID_KEY)
+            ):
+                span.set_attribute("messaging.rq.attempt", record_execution(job, current_trace_id()))
+                job.save_meta()
+                return super().perform_job(job, queue)
+        finally:
+            if getattr(self, "_is_horse", False):
+                from modwatch.telemetry.tracing import flush
+
+                flush(HORSE_FLUSH_SECONDS)
+
+    def handle_exception(self, job: Any, *exc_info: Any) -> Any:
+        # Called by RQ inside perform_job, while the attempt's span is current.
+        span = trace.get_current_span()
+        exc_type, exc_value = exc_info[0], exc_info[1]
+        if exc_value is not None:
+            span.record_exception(exc_value)
+        span.set_attribute("error.type", f"{exc_type.__module__}.{exc_type.__qualname__}" if exc_type else "unknown")
+        span.set_status(Status(StatusCode.ERROR, str(exc_value)[:200] if exc_value is not None else None))
+        return super().handle_exception(job, *exc_info)
+
+    def start_scheduler(self, *args: Any, **kwargs: Any) -> Any:
+        # RQ's scheduler moves due jobs (backoff retries, enqueue_in/at) through the `Queue` name of
+        # its own module; pointing that at our queue class gives every such move its `send` span.
+        # Set before the scheduler process forks, and only in the worker process.
+        rq.scheduler.Queue = self.queue_class
+        return super().start_scheduler(*args, **kwargs)
