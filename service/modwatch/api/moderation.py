@@ -1,7 +1,212 @@
-"""The /moderation router; filled in by the moderation pipeline."""
+"""The /moderation router: reports, analyses, domains, dry evaluation, runtime switches, rules.
 
-from fastapi import APIRouter, Depends
+Every route needs the API key.
+"""
 
-from modwatch.api.deps import require_api_key
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import func, select
+
+from modwatch.api.deps import require_api_key, settings_dependency
+from modwatch.moderation import analysis, runtime
+from modwatch.moderation.engine import RulesError
+from modwatch.settings import Settings
+from modwatch.storage.db import session_scope
+from modwatch.storage.models import AccountAnalysis, AuditEntry, DomainViolation, Report, aware
 
 router = APIRouter(prefix="/moderation", tags=["moderation"], dependencies=[Depends(require_api_key)])
+
+ReportState = Literal["pending", "filed", "failed", "dry_run"]
+MAX_STATUSES = 200
+ACCOUNT_HISTORY = 20
+
+
+def _iso(value) -> str | None:
+    return aware(value).isoformat() if value is not None else None
+
+
+def report_view(row: Report) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "state": row.state,
+        "dry_run": row.dry_run,
+        "account_id": row.account_id,
+        "domain": row.domain,
+        "mastodon_report_id": row.mastodon_report_id,
+        "category": row.category,
+        "comment": row.comment,
+        "status_ids": row.status_ids,
+        "rule_ids": row.rule_ids,
+        "forward": row.forward,
+        "score": row.score,
+        "dedupe_key": row.dedupe_key,
+        "attempts": row.attempts,
+        "reason": row.reason,
+        "created_at": _iso(row.created_at),
+        "updated_at": _iso(row.updated_at),
+    }
+
+
+def analysis_view(row: AccountAnalysis) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "source": row.source,
+        "acct": row.acct,
+        "domain": row.domain,
+        "score": row.score,
+        "threshold": row.threshold,
+        "rule_names": row.rule_names,
+        "evidence": row.evidence,
+        "evidence_key": row.evidence_key,
+        "rules_hash": row.rules_hash,
+        "statuses_count": row.statuses_count,
+        "last_status_at": row.last_status_at,
+        "analysed_at": _iso(row.analysed_at),
+    }
+
+
+@router.get("/reports")
+def list_reports(
+    state: ReportState | None = Query(None, description="Only reports in this state"),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(50, ge=1, le=500),
+) -> dict[str, Any]:
+    """Report decisions, newest first."""
+    where = [Report.state == state] if state else []
+    with session_scope() as session:
+        total = session.scalar(select(func.count(Report.id)).where(*where))
+        rows = session.scalars(select(Report).where(*where).order_by(Report.id.desc()).offset(offset).limit(limit)).all()
+        return {"total": total, "offset": offset, "limit": limit, "reports": [report_view(row) for row in rows]}
+
+
+@router.get("/accounts/{account_id}", responses={404: {"description": "modwatch never analysed this account"}})
+def get_account(account_id: str = Path(pattern=r"^[0-9]{1,20}$")) -> dict[str, Any]:
+    """An account's latest analyses with their evidence, its reports and its audit trail."""
+    with session_scope() as session:
+        analyses = session.scalars(
+            select(AccountAnalysis).where(AccountAnalysis.account_id == account_id)
+            .order_by(AccountAnalysis.id.desc()).limit(ACCOUNT_HISTORY)
+        ).all()
+        if not analyses:
+            raise HTTPException(404, f"account {account_id} has not been analysed")
+        rows = session.scalars(select(Report).where(Report.account_id == account_id).order_by(Report.id.desc())).all()
+        audit = session.scalars(
+            select(AuditEntry).where(AuditEntry.account_id == account_id)
+            .order_by(AuditEntry.id.desc()).limit(ACCOUNT_HISTORY)
+        ).all()
+        return {
+            "account_id": account_id,
+            "analyses": [analysis_view(row) for row in analyses],
+            "reports": [report_view(row) for row in rows],
+            "audit": [{"at": _iso(a.at), "decision": a.decision, "source": a.source, "reason": a.reason} for a in audit],
+        }
+
+
+@router.get("/domains")
+def list_domains(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
+    """Remote domains by number of accounts that crossed the report threshold, worst first."""
+    with session_scope() as session:
+        total = session.scalar(select(func.count()).select_from(DomainViolation))
+        rows = session.scalars(
+            select(DomainViolation).order_by(DomainViolation.violations.desc(), DomainViolation.domain)
+            .offset(offset).limit(limit)
+        ).all()
+        return {
+            "total": total,
+            "domains": [{"domain": r.domain, "violations": r.violations, "last_violation_at": _iso(r.last_violation_at)}
+                        for r in rows],
+        }
+
+
+class EvaluateAccount(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field("0", pattern=r"^[0-9]{1,20}$")
+    username: str = Field(min_length=1, max_length=512)
+    acct: str | None = None
+    display_name: str = ""
+    note: str = ""
+    created_at: str | None = None
+
+
+class EvaluateStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(pattern=r"^[0-9]{1,20}$")
+    content: str = ""
+    created_at: str | None = None
+
+
+class EvaluateRequest(BaseModel):
+    account: EvaluateAccount
+    statuses: list[EvaluateStatus] = Field(default_factory=list, max_length=MAX_STATUSES)
+
+    @model_validator(mode="after")
+    def _unique_status_ids(self) -> EvaluateRequest:
+        ids = [status.id for status in self.statuses]
+        if len(ids) != len(set(ids)):
+            raise ValueError("statuses: ids must be unique")
+        return self
+
+
+@router.post("/evaluate")
+def evaluate(request: EvaluateRequest, settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
+    """Score a posted account and its statuses with the active rules, without recording or filing."""
+    scored = _rules_or_503(lambda: analysis.score(
+        request.account.model_dump(exclude_none=True), [s.model_dump(exclude_none=True) for s in request.statuses],
+        settings, runtime.current(settings)))
+    analysis.ACCOUNTS_SCANNED.labels(source="evaluate").inc()
+    return {**scored.analysis.as_dict(), "threshold": scored.threshold, "would_report": scored.reportable,
+            "rules_hash": scored.rules_hash}
+
+
+class SettingsChange(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    dry_run: bool | None = None
+    panic_stop: bool | None = None
+    report_threshold: float | None = Field(None, gt=0, description="null removes the runtime override")
+
+
+def settings_view(settings: Settings) -> dict[str, Any]:
+    switches = runtime.current(settings)
+    rules_threshold = _rules_or_503(lambda: analysis.current_rules(settings)).report_threshold
+    return {
+        **switches.as_dict(),
+        "effective_report_threshold": runtime.report_threshold(switches, rules_threshold, settings),
+        "defaults": {"dry_run": settings.dry_run, "panic_stop": settings.panic_stop,
+                     "report_threshold": rules_threshold if rules_threshold is not None else settings.report_threshold},
+    }
+
+
+@router.get("/settings")
+def get_runtime_settings(settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
+    """DRY_RUN, PANIC_STOP and the report threshold in force, with the defaults they override."""
+    return settings_view(settings)
+
+
+@router.post("/settings")
+def change_runtime_settings(change: SettingsChange, settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
+    """Toggle dry run or panic stop, or override the threshold, for every worker at once."""
+    changes = change.model_dump(exclude_unset=True)
+    if not changes:
+        raise HTTPException(422, "give at least one of dry_run, panic_stop, report_threshold")
+    runtime.update(changes)
+    return settings_view(settings)
+
+
+@router.get("/rules")
+def get_rules(settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
+    """The active rule set and its hash."""
+    return _rules_or_503(lambda: analysis.current_rules(settings)).as_dict()
+
+
+def _rules_or_503(load):
+    try:
+        return load()
+    except RulesError as exc:
+        raise HTTPException(503, f"no usable rules file: {exc}") from None

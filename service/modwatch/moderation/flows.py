@@ -1,32 +1,155 @@
-"""Moderation flows behind the job functions.
+"""The moderation flows behind the job functions: polls, webhooks and the analyse-and-report step.
 
-Placeholder until the moderation pipeline lands: every flow reports that it did nothing.
+Mastodon's answers decide what happens next: a 429 schedules the analysis again after the
+rate-limit reset (a worker never sleeps on it); other retryable errors propagate so RQ's
+exponential Retry runs the job again; a gone account or a missing scope is recorded and given up.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from datetime import timedelta
+from typing import Any, Callable
+
+import structlog
+
+from modwatch.connection import get_redis
+from modwatch.mastodon.client import MastodonClient
+from modwatch.mastodon.errors import ForbiddenError, GoneError, RateLimitedError
+from modwatch.moderation import analysis, polling, reports, runtime
+from modwatch.settings import Settings, get_settings
+
+log = structlog.get_logger(__name__)
+
+OWN_ACCOUNT_KEY = "modwatch:mastodon:own_account_id"
+OWN_ACCOUNT_TTL = 3600
 
 
-def _not_yet(what: str) -> dict[str, Any]:
-    return {"outcome": "skipped", "reason": f"{what}: moderation pipeline not installed"}
-
-
-def handle_new_status(status: dict[str, Any]) -> dict[str, Any]:
-    return _not_yet("status")
-
-
-def handle_new_report(report: dict[str, Any]) -> dict[str, Any]:
-    return _not_yet("report")
-
-
-def handle_new_account(admin_account: dict[str, Any]) -> dict[str, Any]:
-    return _not_yet("account")
+def client_for(settings: Settings) -> MastodonClient:
+    return MastodonClient.from_settings(settings)
 
 
 def poll_accounts(origin: str) -> dict[str, Any]:
-    return _not_yet(f"poll {origin}")
+    settings = get_settings()
+    if runtime.current(settings).panic_stop:
+        return {"outcome": "skipped", "reason": "PANIC_STOP is on", "origin": origin}
+    client = client_for(settings)
+    source = polling.source_of(origin)
+    try:
+        resumed = reports.resume_stale(client, settings, source)
+        result = polling.poll(origin, client, settings)
+    except RateLimitedError as exc:
+        # The recurring schedule runs the poll again; the committed cursor says where to go on.
+        return {"outcome": "rate_limited", "origin": origin, "retry_after_seconds": exc.retry_after_seconds}
+    except ForbiddenError as exc:
+        reason = f"missing scope {exc.missing_scope or 'unknown'}: {exc}"
+        reports.audit("forbidden", None, source, reason=reason)
+        return {"outcome": "forbidden", "origin": origin, "reason": reason}
+    if resumed:
+        result["resumed_reports"] = [item["outcome"] for item in resumed]
+    return result
 
 
 def analyze_and_maybe_report(account_id: str, source: str) -> dict[str, Any]:
-    return _not_yet("analysis")
+    settings = get_settings()
+    client = client_for(settings)
+    return _guarded(account_id, source, lambda: decide(*analysis.fetch_account_and_statuses(client, account_id),
+                                                        source=source, client=client, settings=settings))
+
+
+def handle_new_status(status: dict[str, Any]) -> dict[str, Any]:
+    return _analyse_embedded(status.get("account"), "status.account")
+
+
+def handle_new_account(admin_account: dict[str, Any]) -> dict[str, Any]:
+    return _analyse_embedded(admin_account.get("account"), "admin_account.account")
+
+
+def handle_new_report(report: dict[str, Any]) -> dict[str, Any]:
+    reporter = report.get("account") or {}
+    settings = get_settings()
+    client = client_for(settings)
+    if str(reporter.get("id")) == own_account_id(client):
+        # Mastodon announces the reports modwatch files itself; analysing them again would loop.
+        return {"outcome": "ignored", "reason": "report filed by modwatch", "report_id": report.get("id")}
+    return _analyse_embedded(report.get("target_account"), "report.target_account", client, settings)
+
+
+def own_account_id(client: MastodonClient) -> str:
+    """The account behind our token, cached in Redis: forked work horses share no memory."""
+    connection = get_redis()
+    cached = connection.get(OWN_ACCOUNT_KEY)
+    if cached is not None:
+        return cached.decode()
+    account_id = str(client.verify_credentials()["id"])
+    connection.set(OWN_ACCOUNT_KEY, account_id, ex=OWN_ACCOUNT_TTL)
+    return account_id
+
+
+def _analyse_embedded(embedded: Any, where: str, client: MastodonClient | None = None,
+                      settings: Settings | None = None) -> dict[str, Any]:
+    """Analyse the account a webhook object carries, with its recent statuses fetched now.
+
+    Deliveries come late, out of order and twice: the statuses are always fetched fresh, and a
+    repeated decision meets the report's dedupe key.
+    """
+    if not isinstance(embedded, dict) or not str(embedded.get("id", "")).isdigit():
+        return {"outcome": "skipped", "reason": f"{where} is missing or has no numeric id"}
+    settings = settings or get_settings()
+    client = client or client_for(settings)
+    account = analysis.public_account(embedded)
+    account_id = str(account["id"])
+
+    def work() -> dict[str, Any]:
+        statuses = client.account_statuses(account_id, limit=analysis.RECENT_STATUSES)
+        fresh = statuses[0].get("account") if statuses else None
+        return decide(fresh if isinstance(fresh, dict) else account, statuses, "webhook", client, settings)
+
+    return _guarded(account_id, "webhook", work)
+
+
+def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str, client: MastodonClient,
+           settings: Settings) -> dict[str, Any]:
+    """Score, record, and report when the score reaches the threshold."""
+    scored = analysis.score(account, statuses, settings, runtime.current(settings))
+    analysis.record(scored, source)
+    result: dict[str, Any] = {
+        "outcome": "analysed",
+        "account_id": str(scored.account.get("id")),
+        "score": scored.analysis.score,
+        "threshold": scored.threshold,
+        "rules": scored.analysis.rule_names,
+    }
+    if scored.reportable:
+        report = reports.report_once(scored, source, client, settings)
+        result.update(outcome=report["outcome"], decision=report["decision"], reason=report["reason"],
+                      dedupe_key=report["dedupe_key"])
+    return result
+
+
+def _guarded(account_id: str, source: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return work()
+    except RateLimitedError as exc:
+        return _retry_after_reset(account_id, source, exc)
+    except GoneError as exc:
+        reports.audit("gone", account_id, source, reason=str(exc))
+        return {"outcome": "gone", "account_id": account_id, "reason": str(exc)}
+    except ForbiddenError as exc:
+        reason = f"missing scope {exc.missing_scope or 'unknown'}: {exc}"
+        reports.audit("forbidden", account_id, source, reason=reason)
+        return {"outcome": "forbidden", "account_id": account_id, "reason": reason}
+
+
+def _retry_after_reset(account_id: str, source: str, exc: RateLimitedError) -> dict[str, Any]:
+    from modwatch.jobs import tasks
+    from modwatch.jobs.enqueue import JOB_OPTIONS
+    from modwatch.jobs.queues import get_queue
+
+    delay = timedelta(seconds=math.ceil(exc.retry_after_seconds) + 1)
+    options = JOB_OPTIONS[tasks.analyze_and_maybe_report]
+    job = get_queue(options.queue).enqueue_in(delay, tasks.analyze_and_maybe_report, account_id, source,
+                                              **options.enqueue_kwargs())
+    log.info("rate_limited_rescheduled", account_id=account_id, delay_seconds=delay.total_seconds(), job_id=job.id)
+    return {"outcome": "rate_limited", "account_id": account_id, "retry_job_id": job.id,
+            "retry_after_seconds": delay.total_seconds(), "reset_at": exc.reset_at.isoformat()}

@@ -1,9 +1,115 @@
-"""SQLAlchemy models. Every change comes with an Alembic migration (one head)."""
+"""SQLAlchemy models. Every change comes with an Alembic migration (one head).
+
+Mastodon ids are strings of digits: they are stored as strings and compared as integers in Python.
+Times are UTC; SQLite drops the zone, so `aware()` puts it back when reading.
+"""
 
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+ID = String(32)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
 
 
 class Base(DeclarativeBase):
     pass
+
+
+class PollCursor(Base):
+    """Where polling of one origin stands.
+
+    `newest_id`: the highest account id seen; later runs ask for what is above it (`min_id`).
+    `sweep_max_id`: where the newest-to-oldest sweep continues (`max_id`); None means the next
+    sweep starts again from the newest account, so old accounts are rescanned for new statuses.
+    """
+
+    __tablename__ = "poll_cursors"
+
+    origin: Mapped[str] = mapped_column(String(16), primary_key=True)
+    newest_id: Mapped[str | None] = mapped_column(ID)
+    sweep_max_id: Mapped[str | None] = mapped_column(ID)
+    sweeps_completed: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class AccountAnalysis(Base):
+    __tablename__ = "account_analyses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ID, index=True)
+    acct: Mapped[str] = mapped_column(String(512), default="")
+    domain: Mapped[str | None] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(32))
+    score: Mapped[float] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    rule_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    evidence: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    evidence_key: Mapped[str] = mapped_column(String(64))
+    rules_hash: Mapped[str] = mapped_column(String(64))
+    statuses_count: Mapped[int | None] = mapped_column(Integer)
+    last_status_at: Mapped[str | None] = mapped_column(String(40))
+    analysed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class Report(Base):
+    """One report decision and its way to Mastodon: pending -> filed, or failed; dry_run rows stay dry_run.
+
+    The dedupe key is unique per mode, so what a dry run recorded never blocks the real report.
+    """
+
+    __tablename__ = "reports"
+    __table_args__ = (UniqueConstraint("dedupe_key", "dry_run", name="uq_reports_dedupe_key_dry_run"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(64))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    account_id: Mapped[str] = mapped_column(ID, index=True)
+    domain: Mapped[str | None] = mapped_column(String(255))
+    mastodon_report_id: Mapped[str | None] = mapped_column(ID)
+    category: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text)
+    status_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    rule_ids: Mapped[list[str] | None] = mapped_column(JSON)
+    forward: Mapped[bool] = mapped_column(Boolean, default=False)
+    score: Mapped[float] = mapped_column(Float)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A worker filing the report holds it until then; a killed worker's claim simply lapses.
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    decision: Mapped[str] = mapped_column(String(32), index=True)
+    account_id: Mapped[str | None] = mapped_column(ID, index=True)
+    source: Mapped[str | None] = mapped_column(String(32))
+    dedupe_key: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DomainViolation(Base):
+    __tablename__ = "domain_violations"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    violations: Mapped[int] = mapped_column(Integer, default=0)
+    last_violation_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
