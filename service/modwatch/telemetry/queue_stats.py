@@ -42,7 +42,8 @@ SNAPSHOT_TTL_INTERVALS = 4
 WORKER_STATES = ("idle", "busy", "suspended")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
-# The worker hashes of one queue's workers are read server-side: one command per queue, O(workers).
+# Read-only scripts (EVAL_RO: Redis refuses a write). The worker hashes of one queue are read
+# server-side: one command per queue, O(workers).
 _WORKER_STATES = """
 local states = {}
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -88,8 +89,8 @@ def _queue_commands(pipe: redis.client.Pipeline, name: str, now: float) -> None:
                      queue.canceled_job_registry):
         pipe.zcount(registry.key, f"({now}", "+inf")
     pipe.zcount(queue.started_job_registry.key, "-inf", now)
-    pipe.eval(_HEAD_ENQUEUED_AT, 1, queue.key, Job.redis_job_namespace_prefix)
-    pipe.eval(_WORKER_STATES, 1, WORKERS_BY_QUEUE_KEY % name)
+    pipe.eval_ro(_HEAD_ENQUEUED_AT, 1, queue.key, Job.redis_job_namespace_prefix)
+    pipe.eval_ro(_WORKER_STATES, 1, WORKERS_BY_QUEUE_KEY % name)
 
 
 def _queue_stats(replies: list[Any], now: float) -> dict[str, Any]:
