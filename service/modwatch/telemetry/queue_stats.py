@@ -84,10 +84,12 @@ def _queue_commands(pipe: redis.client.Pipeline, name: str, now: float) -> None:
     pipe.llen(queue.key)
     pipe.zcard(queue.started_job_registry.key)
     pipe.zcard(queue.scheduled_job_registry.key)
-    # These registries score by expiry: entries RQ has not cleaned up yet are not counted.
-    for registry in (queue.deferred_job_registry, queue.failed_job_registry, queue.finished_job_registry,
-                     queue.canceled_job_registry):
-        pipe.zcount(registry.key, f"({now}", "+inf")
+    pipe.zcard(queue.deferred_job_registry.key)
+    # Failed and finished entries are scored by expiry: those RQ has not cleaned up yet are not counted.
+    pipe.zcount(queue.failed_job_registry.key, f"({now}", "+inf")
+    pipe.zcount(queue.finished_job_registry.key, f"({now}", "+inf")
+    pipe.zcard(queue.canceled_job_registry.key)
+    # Started entries are scored by the heartbeat's expiry: past it, the job's worker is gone.
     pipe.zcount(queue.started_job_registry.key, "-inf", now)
     pipe.eval_ro(_HEAD_ENQUEUED_AT, 1, queue.key, Job.redis_job_namespace_prefix)
     pipe.eval_ro(_WORKER_STATES, 1, WORKERS_BY_QUEUE_KEY % name)
