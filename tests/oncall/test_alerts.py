@@ -12,7 +12,7 @@ from collections import defaultdict
 import pytest
 import yaml
 
-from conftest import ALERT_TESTS, REPO, RULES_FILE, known_series_names, metric_names_in
+from oncall.support import ALERT_TESTS, REPO, RULES_FILE, known_series_names, metric_names_in
 
 PROMTOOL = shutil.which("promtool")
 needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (Debian: prometheus)")

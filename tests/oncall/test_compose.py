@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import DASHBOARDS, REPO, known_series_names, metric_names_in
+from oncall.support import DASHBOARDS, REPO, known_series_names, metric_names_in
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]

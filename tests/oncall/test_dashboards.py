@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import DASHBOARDS, REPO, known_series_names, metric_names_in
+from oncall.support import DASHBOARDS, REPO, known_series_names, metric_names_in
 
 CURRENT_PANEL_TYPES = {"timeseries", "stat", "gauge", "table", "heatmap", "bargauge", "text", "alertlist",
                        "state-timeline", "row"}
