@@ -106,18 +106,16 @@ def enqueue_changed(items: list[dict[str, Any]], source: str) -> int:
     from modwatch.jobs.enqueue import enqueue
 
     seen = analysis.last_seen([str(item["id"]) for item in items])
-    changed = []
+    changed: dict[str, str] = {}  # job id -> account id
     for item in items:
         account = analysis.public_account(item)
-        state = (account.get("statuses_count"), account.get("last_status_at"))
-        if seen.get(str(item["id"])) != state:
-            changed.append(item)
-    job_ids = [analysis_job_id(item) for item in changed]
-    existing = Job.fetch_many(job_ids, connection=get_redis()) if job_ids else []
+        if seen.get(str(item["id"])) != (account.get("statuses_count"), account.get("last_status_at")):
+            changed[analysis_job_id(item)] = str(item["id"])
+    existing = Job.fetch_many(list(changed), connection=get_redis()) if changed else []
     count = 0
-    for item, job_id, job in zip(changed, job_ids, existing):
+    for (job_id, account_id), job in zip(changed.items(), existing):
         if job is not None and job.get_status(refresh=False) in PENDING:
             continue
-        enqueue(tasks.analyze_and_maybe_report, str(item["id"]), source, job_id=job_id)
+        enqueue(tasks.analyze_and_maybe_report, account_id, source, job_id=job_id)
         count += 1
     return count

@@ -1,0 +1,59 @@
+"""Migration 0002 on PostgreSQL (in a schema of its own) and SQLite: one head, up and down."""
+
+from __future__ import annotations
+
+import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
+
+from modwatch.storage.db import alembic_config, upgrade_database
+
+SCHEMA = "modwatch_moderation_test"
+SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TABLES = {"poll_cursors", "account_analyses", "reports", "audit_log", "domain_violations"}
+
+
+@pytest.fixture
+def postgres_url():
+    admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+    yield f"{SERVER}?options=-csearch_path%3D{SCHEMA}"
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+    admin.dispose()
+
+
+def test_one_head():
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads() == ["0002"]
+
+
+def test_upgrade_and_downgrade_on_postgresql(postgres_url):
+    upgrade_database(postgres_url)
+    engine = create_engine(postgres_url)
+    try:
+        inspector = inspect(engine)
+        assert TABLES <= set(inspector.get_table_names(schema=SCHEMA))
+        assert "alembic_version" in inspector.get_table_names(schema=SCHEMA)
+        assert "reports" not in inspector.get_table_names(schema="public")
+        unique = inspector.get_unique_constraints("reports", schema=SCHEMA)
+        assert [c["column_names"] for c in unique] == [["dedupe_key", "dry_run"]]
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+
+        command.downgrade(alembic_config(postgres_url), "0001")
+        assert not TABLES & set(inspect(engine).get_table_names(schema=SCHEMA))
+        upgrade_database(postgres_url)  # and up again
+        assert TABLES <= set(inspect(engine).get_table_names(schema=SCHEMA))
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_on_sqlite(tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    upgrade_database(url)
+    engine = create_engine(url)
+    assert TABLES <= set(inspect(engine).get_table_names())
+    engine.dispose()
