@@ -171,9 +171,9 @@ class TracingWorkerMixin:
         span.set_status(Status(StatusCode.ERROR, str(exc_value)[:200] if exc_value is not None else None))
         return super().handle_exception(job, *exc_info)
 
-    def start_scheduler(self, *args: Any, **kwargs: Any) -> Any:
+    def _start_scheduler(self, *args: Any, **kwargs: Any) -> Any:
         # RQ's scheduler moves due jobs (backoff retries, enqueue_in/at) through the `Queue` name of
         # its own module; pointing that at our queue class gives every such move its `send` span.
         # Set before the scheduler process forks, and only in the worker process.
         rq.scheduler.Queue = self.queue_class
-        return super().start_scheduler(*args, **kwargs)
+        return super()._start_scheduler(*args, **kwargs)

@@ -1,0 +1,79 @@
+"""Fixtures for the tracing tests: spans in memory, our own Redis database (3), job functions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import redis
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from modwatch import connection
+from modwatch.settings import get_settings
+from modwatch.storage import db
+
+REDIS_URL = "redis://127.0.0.1:6379/3"
+API_KEY = "tracing-test-api-key"
+WEBHOOK_SECRET = "0123456789abcdef0123456789abcdef01234567"  # the shared recordings' test-only secret
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", REPO.parent / "shared"))
+
+_exporter = InMemorySpanExporter()
+
+
+def _install_exporter() -> None:
+    """Spans of this process go to `_exporter`, whichever test set the global provider first."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+        provider = trace.get_tracer_provider()
+    provider.add_span_processor(SimpleSpanProcessor(_exporter))
+
+
+_install_exporter()
+
+
+def reset_caches() -> None:
+    get_settings.cache_clear()
+    connection.reset_pool()
+    db.dispose_engine()
+
+
+@pytest.fixture
+def spans():
+    _exporter.clear()
+    yield _exporter
+    _exporter.clear()
+
+
+@pytest.fixture
+def tracing_env(monkeypatch, tmp_path):
+    env = {
+        "REDIS_URL": REDIS_URL,
+        "API_KEY": API_KEY,
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/modwatch.db",
+        "METRICS_PORT": "0",
+        "LOG_FORMAT": "json",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("INSTANCE_BASE", "MASTODON_ACCESS_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT",
+                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_TRACES_SAMPLER"):
+        monkeypatch.delenv(name, raising=False)
+    reset_caches()
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield env
+    client.flushdb()
+    reset_caches()
+
+
+@pytest.fixture
+def redis_conn(tracing_env):
+    return redis.Redis.from_url(REDIS_URL)

@@ -1,0 +1,73 @@
+"""Recurring rq-scheduler jobs: every run is a fresh trace, linked to where the job was registered."""
+
+from __future__ import annotations
+
+from opentelemetry.trace import SpanKind
+from rq.job import Job
+
+from modwatch.jobs.queues import MONITORING
+from modwatch.jobs.scheduler import LeaderScheduler
+from modwatch.jobs.worker import build_worker
+from modwatch.settings import get_settings
+from modwatch.telemetry.job_traces import job_trace_ids
+from modwatch.telemetry.rq_tracing import TracingSchedulerMixin
+
+JOB_ID = "recurring-record_queue_stats"
+
+
+class TracedLeaderScheduler(TracingSchedulerMixin, LeaderScheduler):
+    pass
+
+
+def run_once(scheduler, connection) -> None:
+    """One scheduler pass with the job due, then a worker drains the monitoring queue."""
+    connection.zadd(scheduler.scheduled_jobs_key, {JOB_ID: 0}, xx=True)
+    scheduler.enqueue_job(Job.fetch(JOB_ID, connection=connection))
+    build_worker(connection, [MONITORING], simple=True).work(burst=True)
+
+
+def sends(spans) -> list:
+    return [span for span in spans.get_finished_spans() if span.name == "send monitoring"]
+
+
+def processes(spans) -> list:
+    return [span for span in spans.get_finished_spans() if span.name == "process monitoring"]
+
+
+def test_each_run_is_a_fresh_trace_linked_to_the_registration(redis_conn, spans):
+    scheduler = TracedLeaderScheduler(get_settings(), redis_conn)
+    assert scheduler.acquire_lock()  # the leader registers the recurring jobs
+    [register] = [span for span in spans.get_finished_spans() if span.name == "register monitoring"]
+    assert register.kind is SpanKind.PRODUCER
+    assert register.attributes["messaging.message.id"] == JOB_ID
+    assert register.attributes["messaging.operation.type"] == "create"
+
+    run_once(scheduler, redis_conn)
+    run_once(scheduler, redis_conn)
+
+    first, second = sends(spans)
+    assert first.context.trace_id != second.context.trace_id
+    assert register.context.trace_id not in (first.context.trace_id, second.context.trace_id)
+    for send in (first, second):
+        assert send.parent is None
+        assert [link.context.span_id for link in send.links] == [register.context.span_id]
+        assert send.attributes["messaging.message.id"] == JOB_ID
+    runs = processes(spans)
+    assert [run.parent.span_id for run in runs] == [first.context.span_id, second.context.span_id]
+    assert [run.attributes["messaging.rq.attempt"] for run in runs] == [1, 1]
+    assert job_trace_ids(Job.fetch(JOB_ID, connection=redis_conn)) == {
+        "created": format(register.context.trace_id, "032x"),
+        "executions": [format(run.context.trace_id, "032x") for run in runs],
+    }
+
+
+def test_without_a_registration_context_runs_are_still_fresh_traces(redis_conn, spans):
+    scheduler = LeaderScheduler(get_settings(), redis_conn)
+    assert scheduler.acquire_lock()
+    run_once(scheduler, redis_conn)
+    run_once(scheduler, redis_conn)
+    first, second = sends(spans)
+    assert first.parent is None and second.parent is None
+    assert first.context.trace_id != second.context.trace_id
+    assert not first.links
+    assert job_trace_ids(Job.fetch(JOB_ID, connection=redis_conn))["created"] == format(first.context.trace_id, "032x")
