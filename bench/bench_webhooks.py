@@ -1,0 +1,73 @@
+"""3. Webhook intake under load: `modwatch api` against a bare FastAPI endpoint that only enqueues.
+
+Both are uvicorn processes started the same way; the load generator (bench/load.py) runs in this
+process. Every request carries a unique status id, so modwatch's dedupe never short-circuits.
+Peak: closed loop with THREADS senders. Then a paced pass at half of modwatch's peak for p99.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from common import BENCH, WEBHOOK_SECRET, OtlpReceiver, Row, child_env, flush, free_port, python, redis_client, stop, wait_http
+from load import closed_loop, paced, signed_bodies
+
+THREADS = 8
+SECONDS = 10.0
+PACED_SECONDS = 15.0
+TARGET_RATIO = 0.8
+TARGET_P99 = 0.050
+PATH = "/webhooks/mastodon_events"
+
+
+def serve(kind: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    argv = (python("-m", "modwatch.cli", "api", "--host", "127.0.0.1", "--port", str(port)) if kind == "modwatch"
+            else python(str(BENCH / "bare_api.py"), str(port)))
+    process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_http(f"http://127.0.0.1:{port}/docs", process)
+    return process, f"http://127.0.0.1:{port}{PATH}"
+
+
+def run(seconds: float = SECONDS, paced_seconds: float = PACED_SECONDS) -> list[Row]:
+    results = {}
+    next_id = 10**15
+    with tempfile.TemporaryDirectory() as tmp, OtlpReceiver() as receiver:
+        env = child_env(Path(tmp), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
+        for kind in ("bare", "modwatch"):
+            flush()
+            process, url = serve(kind, env)
+            try:
+                bodies = signed_bodies(WEBHOOK_SECRET, int(seconds * 3000), next_id)
+                next_id += len(bodies)
+                closed_loop(url, bodies[:200], THREADS, 1.0)  # warm up
+                flush()
+                results[kind] = closed_loop(url, bodies[200:], THREADS, seconds)
+                if kind == "modwatch":
+                    half = results[kind].rate / 2
+                    bodies = signed_bodies(WEBHOOK_SECRET, int(half * paced_seconds) + 1, next_id)
+                    results["paced"] = paced(url, bodies, half, paced_seconds, THREADS)
+                queued = redis_client().llen("rq:queue:webhooks")
+            finally:
+                stop(process)
+            accepted = results[kind].statuses[202] + (results["paced"].statuses[202] if kind == "modwatch" else 0)
+            if queued != accepted:
+                raise RuntimeError(f"{kind}: {accepted} answered 202 but {queued} jobs queued")
+    flush()
+    modwatch, bare, half = results["modwatch"], results["bare"], results["paced"]
+    ratio = modwatch.rate / bare.rate
+    notes = [f"webhooks peak: {THREADS} threads closed loop {seconds:.0f} s; statuses modwatch {dict(modwatch.statuses)}, "
+             f"bare {dict(bare.statuses)}",
+             f"webhooks paced at {half.rate:.0f} req/s for {paced_seconds:.0f} s: p50 {half.p(0.5) * 1000:.1f} ms, "
+             f"p99 {half.p(0.99) * 1000:.1f} ms (from scheduled send time), statuses {dict(half.statuses)}"]
+    return [
+        Row(f"3. webhook intake peak ({THREADS} concurrent)",
+            f"{modwatch.rate:.0f} req/s, p50 {modwatch.p(0.5) * 1000:.1f} ms, p99 {modwatch.p(0.99) * 1000:.1f} ms",
+            f"{bare.rate:.0f} req/s, p50 {bare.p(0.5) * 1000:.1f} ms, p99 {bare.p(0.99) * 1000:.1f} ms",
+            ratio, f">= {TARGET_RATIO}", ratio >= TARGET_RATIO, notes),
+        Row("3. webhook intake at half peak, p99",
+            f"p99 {half.p(0.99) * 1000:.1f} ms at {half.rate:.0f} req/s", "50 ms budget",
+            half.p(0.99) / TARGET_P99, "p99 < 50 ms (ratio < 1)", half.p(0.99) < TARGET_P99),
+    ]

@@ -1,0 +1,63 @@
+"""1. Job throughput: the instrumented ModwatchWorker against a bare rq worker of the same class.
+
+Both drain the same number of no-op jobs from the same queue. The modwatch worker runs as in
+production: tracing exported to an OTLP/HTTP receiver (here a local one), metrics recorded and
+served, structlog logging. Each run is a child process; only `work(burst=True)` is timed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+from rq import Queue
+
+from common import BENCH, OtlpReceiver, Row, child_env, flush, python, redis_client
+from modwatch.jobs.queues import WEBHOOKS, ModwatchQueue
+
+JOBS = 2000
+TARGET = 0.9
+
+
+def fill(kind: str, jobs: int) -> None:
+    flush()
+    queue_class = ModwatchQueue if kind == "modwatch" else Queue
+    queue = queue_class(WEBHOOKS, connection=redis_client())
+    for start in range(0, jobs, 500):
+        queue.enqueue_many([Queue.prepare_data("benchjobs.noop", result_ttl=60) for _ in range(min(500, jobs - start))])
+
+
+def drain(kind: str, klass: str, env: dict[str, str]) -> float:
+    done = subprocess.run(python(str(BENCH / "drain.py"), kind, klass, WEBHOOKS), env=env, capture_output=True,
+                          text=True, timeout=1800)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} {klass} worker failed:\n{done.stderr[-3000:]}")
+    left = redis_client().llen(f"rq:queue:{WEBHOOKS}")
+    if left:
+        raise RuntimeError(f"{kind} {klass} worker left {left} jobs")
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def run(jobs: int = JOBS) -> list[Row]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, OtlpReceiver() as receiver:
+        env = child_env(Path(tmp), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
+        for klass, label in (("fork", "Worker (forking)"), ("simple", "SimpleWorker")):
+            seconds = {}
+            for kind in ("bare", "modwatch"):
+                fill(kind, jobs)
+                exports_before = receiver.requests
+                seconds[kind] = drain(kind, klass, env)
+                exports = receiver.requests - exports_before
+            ratio = seconds["bare"] / seconds["modwatch"]
+            rows.append(Row(
+                f"1. job throughput, {label}, {jobs} no-op jobs",
+                f"{jobs / seconds['modwatch']:.0f} jobs/s ({seconds['modwatch']:.1f} s)",
+                f"{jobs / seconds['bare']:.0f} jobs/s ({seconds['bare']:.1f} s)",
+                ratio, f">= {TARGET}", ratio >= TARGET,
+                [f"{label}: {exports} OTLP exports received from the modwatch run"],
+            ))
+    flush()
+    return rows

@@ -1,0 +1,5 @@
+"""Job functions the benchmarks enqueue; workers import them through PYTHONPATH."""
+
+
+def noop() -> None:
+    return None

@@ -1,0 +1,41 @@
+"""Drain one queue with one worker and print the seconds it took (a child process of bench_worker).
+
+    python bench/drain.py modwatch|bare fork|simple QUEUE
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from rq import Queue, SimpleWorker, Worker
+
+from modwatch.connection import get_redis
+
+
+def build(kind: str, klass: str, queue_name: str) -> Worker:
+    connection = get_redis()
+    if kind == "bare":
+        worker_class = SimpleWorker if klass == "simple" else Worker
+        return worker_class([Queue(queue_name, connection=connection)], connection=connection)
+    from modwatch.jobs.worker import build_worker, serve_metrics
+    from modwatch.settings import get_settings
+    from modwatch.telemetry import init_process
+
+    from common import free_port
+
+    init_process("worker", get_settings())
+    serve_metrics(free_port())
+    return build_worker(connection, [queue_name], simple=klass == "simple")
+
+
+def main(kind: str, klass: str, queue_name: str) -> None:
+    worker = build(kind, klass, queue_name)
+    started = time.perf_counter()
+    worker.work(burst=True, with_scheduler=False, logging_level="INFO")
+    print(json.dumps({"seconds": time.perf_counter() - started}))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])
