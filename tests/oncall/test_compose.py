@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -206,3 +207,28 @@ def test_traces_flow_collector_to_tempo():
     assert tempo_exporter == f"tempo:{tempo_grpc.rsplit(':', 1)[1]}"
     endpoint = COMPOSE["x-modwatch-env"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
     assert endpoint == "http://otel-collector:" + collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rsplit(":", 1)[1]
+
+
+def _modwatch_commands() -> list[tuple[str, list[str]]]:
+    """(where, argv after `modwatch`) for every modwatch command and healthcheck in the compose file."""
+    found = []
+    for name, service in SERVICES.items():
+        candidates = [service.get("command", []), service.get("healthcheck", {}).get("test", [])[1:]]
+        for argv in candidates:
+            if argv[:2] == ["sh", "-c"]:
+                argv = shlex.split(argv[2].removeprefix("exec "))
+            if argv[:1] == ["modwatch"]:
+                found.append((name, argv[1:]))
+    return found
+
+
+def test_compose_runs_commands_the_cli_knows():
+    from modwatch.cli import build_parser
+
+    commands = _modwatch_commands()
+    assert {argv[0] for _, argv in commands} >= {"api", "worker", "scheduler", "dashboard", "simulate", "healthcheck"}
+    for where, argv in commands:
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"{where}: `modwatch {' '.join(argv)}` is not a valid command")
