@@ -6,6 +6,7 @@ import pytest
 import redis
 
 from core.support import API_KEY, REDIS_URL, WEBHOOK_SECRET, reset_caches
+from modwatch.storage.db import upgrade_database
 
 
 @pytest.fixture
@@ -25,6 +26,7 @@ def core_env(monkeypatch, tmp_path):
     reset_caches()
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
+    upgrade_database()
     yield env
     client.flushdb()
     reset_caches()
@@ -35,9 +37,7 @@ def client(core_env):
     from fastapi.testclient import TestClient
 
     from modwatch.api.app import create_app
-    from modwatch.storage.db import upgrade_database
 
-    upgrade_database()
     with TestClient(create_app()) as test_client:
         yield test_client
 
@@ -46,3 +46,16 @@ def client(core_env):
 def auth():
     return {"X-API-Key": API_KEY}
 
+
+
+@pytest.fixture
+def simulator(core_env, monkeypatch):
+    """A real Mastodon API simulator over HTTP; worker subprocesses inherit INSTANCE_BASE and the token."""
+    from modwatch.simulator.server import running
+    from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN
+
+    with running() as sim:
+        monkeypatch.setenv("INSTANCE_BASE", sim.base_url)
+        monkeypatch.setenv("MASTODON_ACCESS_TOKEN", DEFAULT_ADMIN_TOKEN)
+        reset_caches()
+        yield sim

@@ -91,7 +91,7 @@ def test_two_scheduler_processes_run_each_job_once_per_interval(core_env):
     assert conn.get(sched.LEADER_KEY) is None  # released on shutdown
 
 
-def test_running_poll_is_not_started_twice(core_env):
+def test_running_poll_is_not_started_twice(simulator):
     conn = connection()
     conn.set("modwatch:poll:running:poll_admin_accounts", "another-run", ex=60)
     assert tasks.poll_admin_accounts()["outcome"] == "skipped"

@@ -37,7 +37,7 @@ def envelope(event: str = "status.created", object_id: str = "1001") -> bytes:
 
 
 @pytest.mark.parametrize("name", ["status.created.body.json", "report.created.body.json", "account.created.body.json"])
-def test_recorded_deliveries_are_accepted_and_run_by_a_real_worker(client, name):
+def test_recorded_deliveries_are_accepted_and_run_by_a_real_worker(simulator, client, name):
     body = (WEBHOOKS / name).read_bytes()
     signature = recorded_signatures()[name]
     response = post(client, body, signature)
