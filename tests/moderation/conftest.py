@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 import pytest
 import redis
 import requests
+from sqlalchemy import create_engine, text
 
 from modwatch.connection import get_redis, reset_pool
 from modwatch.settings import Settings, get_settings
@@ -19,6 +20,8 @@ from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN
 from modwatch.storage.db import dispose_engine, upgrade_database
 
 REDIS_URL = "redis://127.0.0.1:6379/2"
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+SCHEMA = "modwatch_moderation_test"
 API_KEY = "moderation-test-key"
 SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared"))
 SPAM_TEXT = (
@@ -103,12 +106,29 @@ class World:
 
 
 @pytest.fixture
-def world(simulator, tmp_path, monkeypatch):
+def database_url(tmp_path):
+    """SQLite per test; MODWATCH_TEST_POSTGRES=1 runs the same tests on PostgreSQL in our own schema."""
+    if os.environ.get("MODWATCH_TEST_POSTGRES") != "1":
+        yield f"sqlite:///{tmp_path / 'modwatch.db'}"
+        return
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+    yield f"{POSTGRES}?options=-csearch_path%3D{SCHEMA}"
+    dispose_engine()
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def world(simulator, database_url, monkeypatch):
     requests.post(f"{simulator.base_url}/_sim/reset", timeout=10).raise_for_status()
     simulator.recorder.requests.clear()
     env = {
         "REDIS_URL": REDIS_URL,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'modwatch.db'}",
+        "DATABASE_URL": database_url,
         "INSTANCE_BASE": simulator.base_url,
         "MASTODON_ACCESS_TOKEN": DEFAULT_ADMIN_TOKEN,
         "API_KEY": API_KEY,

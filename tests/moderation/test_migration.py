@@ -8,9 +8,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from modwatch.storage.db import alembic_config, upgrade_database
+from tests.moderation.conftest import POSTGRES as SERVER
+from tests.moderation.conftest import SCHEMA
 
-SCHEMA = "modwatch_moderation_test"
-SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 TABLES = {"poll_cursors", "account_analyses", "reports", "audit_log", "domain_violations"}
 
 

@@ -69,10 +69,15 @@ def handle_new_report(report: dict[str, Any]) -> dict[str, Any]:
     reporter = report.get("account") or {}
     settings = get_settings()
     client = client_for(settings)
-    if str(reporter.get("id")) == own_account_id(client):
-        # Mastodon announces the reports modwatch files itself; analysing them again would loop.
-        return {"outcome": "ignored", "reason": "report filed by modwatch", "report_id": report.get("id")}
-    return _analyse_embedded(report.get("target_account"), "report.target_account", client, settings)
+    target = report.get("target_account") or {}
+
+    def work() -> dict[str, Any]:
+        if str(reporter.get("id")) == own_account_id(client):
+            # Mastodon announces the reports modwatch files itself; analysing them again would loop.
+            return {"outcome": "ignored", "reason": "report filed by modwatch", "report_id": report.get("id")}
+        return _analyse_embedded(target, "report.target_account", client, settings)
+
+    return _guarded(str(target.get("id")), "webhook", work)
 
 
 def own_account_id(client: MastodonClient) -> str:
