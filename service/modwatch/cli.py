@@ -42,9 +42,30 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from modwatch.jobs.worker import run_worker, serve_metrics
 
     settings = _start("worker")
+    check_mastodon_version(settings)
     serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
     run_worker(settings, get_redis(), args.queues, burst=args.burst, simple=args.simple)
     return 0
+
+
+def check_mastodon_version(settings: Settings) -> None:
+    """At start: refuse a Mastodon too old for the admin API; only warn when it is unreachable (jobs retry)."""
+    import structlog
+
+    from modwatch.mastodon.client import MastodonClient
+    from modwatch.mastodon.errors import IncompatibleVersionError, MastodonError
+
+    if not settings.instance_base:
+        return
+    log = structlog.get_logger("modwatch.worker")
+    try:
+        version = MastodonClient.from_settings(settings).check_version()
+    except IncompatibleVersionError as exc:
+        raise SystemExit(f"modwatch: {exc}") from None
+    except MastodonError as exc:
+        log.warning("mastodon_unreachable_at_start", error=str(exc), instance=settings.instance_base)
+    else:
+        log.info("mastodon_version", version=version, instance=settings.instance_base)
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
