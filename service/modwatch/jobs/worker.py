@@ -11,6 +11,9 @@ import structlog
 from prometheus_client import start_http_server
 from rq import SimpleWorker, Worker
 
+# Imported before any fork: each work horse would otherwise import the job modules (SQLAlchemy,
+# Mastodon.py, the rules engine) again, seconds per job on a small machine.
+import modwatch.jobs.tasks  # noqa: F401
 from modwatch.jobs.queues import PRIORITY, ModwatchQueue, get_queue
 from modwatch.settings import Settings
 from modwatch.telemetry.job_metrics import JobMetricsWorkerMixin
