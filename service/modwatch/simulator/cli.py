@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import threading
 
-import uvicorn
-
-from modwatch.simulator.server import uvicorn_config
 from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN, DEFAULT_USER_TOKEN, Config, SimState
 from modwatch.simulator.webhooks import EVENTS, send_webhooks
 
@@ -42,6 +39,11 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here so every other `modwatch` command starts without the web stack.
+    import uvicorn
+
+    from modwatch.simulator.server import uvicorn_config
+
     if args.webhook_target and not args.webhook_secret:
         raise SystemExit("--webhook-secret is required with --webhook-target")
     state = SimState(Config(
