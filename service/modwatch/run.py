@@ -152,7 +152,7 @@ def run_all(args: argparse.Namespace) -> int:
             env["MASTODON_ACCESS_TOKEN"] = token
             children.start("simulator", _modwatch(
                 "simulate", "--host", "127.0.0.1", "--port", str(args.simulator_port), "--admin-token", token,
-                "--webhook-target", webhook_url, "--webhook-secret", env["WEBHOOK_SECRET"],
+                "--webhook-target", webhook_url,
                 "--growth-per-minute", "6"), env)
             notes.append(f"Mastodon simulator      http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
         subprocess.run(_modwatch("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 
 from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN, DEFAULT_USER_TOKEN, Config, SimState
@@ -29,7 +30,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--timeout-ratio", type=float, default=0.0, help="share of answers delayed by --timeout-seconds")
     parser.add_argument("--timeout-seconds", type=float, default=15.0, help="delay of a timeout fault (default 15)")
     parser.add_argument("--webhook-target", help="URL to POST signed webhook deliveries to")
-    parser.add_argument("--webhook-secret", help="webhook signing secret (required with --webhook-target)")
+    parser.add_argument("--webhook-secret", default=os.environ.get("WEBHOOK_SECRET"),
+                        help="webhook signing secret (default: $WEBHOOK_SECRET; required with --webhook-target)")
     parser.add_argument("--webhook-rate", type=float, default=1.0, help="deliveries per second (default 1)")
     parser.add_argument("--webhook-count", type=int, help="stop after this many deliveries (default: never)")
     parser.add_argument("--webhook-events", default="account.created,status.created",
