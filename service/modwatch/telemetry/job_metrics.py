@@ -92,8 +92,8 @@ def push_changes(connection: redis.Redis, worker_name: str, changes: list[metric
         pipe.execute()
 
 
-def drain_changes(connection: redis.Redis, worker_name: str) -> int:
-    """Apply every change list the worker's horses pushed; returns how many there were."""
+def drain_changes(connection: redis.Redis, worker_name: str) -> None:
+    """Apply every change list the worker's horses pushed."""
     key = HORSE_CHANGES_KEY.format(worker=worker_name)
     with connection.pipeline() as pipe:
         pipe.lrange(key, 0, -1)
@@ -101,7 +101,6 @@ def drain_changes(connection: redis.Redis, worker_name: str) -> int:
         pushed, _ = pipe.execute()
     for item in pushed:
         metrics.apply_changes(json.loads(item))
-    return len(pushed)
 
 
 class JobMetricsWorkerMixin:
@@ -120,9 +119,8 @@ class JobMetricsWorkerMixin:
         finally:
             try:
                 push_changes(self.connection, self.name, metrics.changes_since(before))  # type: ignore[attr-defined]
-            except redis.RedisError as exc:
-                # The job's own result is already saved; losing its metrics must not fail it.
-                log.warning("horse_metrics_lost", job_id=job.id, error=type(exc).__name__)
+            except Exception:  # the job's result is already saved: losing its metrics must not fail it
+                log.warning("horse_metrics_lost", job_id=job.id, exc_info=True)
 
     def execute_job(self, job: Job, queue: Any) -> None:
         enqueued_at = job.enqueued_at
@@ -133,8 +131,8 @@ class JobMetricsWorkerMixin:
         finally:
             try:
                 self.record_attempt(job, enqueued_at, started, time.perf_counter() - started_clock)
-            except redis.RedisError as exc:
-                log.warning("job_metrics_lost", job_id=job.id, error=type(exc).__name__)
+            except Exception:  # a metrics failure must never stop the worker
+                log.warning("job_metrics_lost", job_id=job.id, exc_info=True)
 
     def record_attempt(self, job: Job, enqueued_at: datetime | None, started: float, duration: float) -> None:
         drain_changes(self.connection, self.name)  # type: ignore[attr-defined]
