@@ -35,6 +35,7 @@ from modwatch.telemetry.job_traces import (
 )
 from modwatch.telemetry.request_context import current_request_id
 from modwatch.telemetry.trace_ids import current_trace_id
+from modwatch.telemetry.tracing import flush
 
 tracer = trace.get_tracer("modwatch.rq")
 # The work horse ends with os._exit: its spans are exported before, within this budget.
@@ -146,19 +147,19 @@ class TracingWorkerMixin:
             enqueued_at = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=timezone.utc)
             attributes["messaging.rq.wait_seconds"] = max(0.0, time.time() - enqueued_at.timestamp())
         try:
+            # The job's own exceptions never get here: RQ catches them and calls handle_exception.
             with tracer.start_as_current_span(
-                f"process {queue.name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes,
-                record_exception=False, set_status_on_exception=False,
+                f"process {queue.name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
             ) as span, structlog.contextvars.bound_contextvars(
                 job_id=job.id, queue=queue.name, request_id=job.meta.get(REQUEST_ID_KEY)
             ):
-                span.set_attribute("messaging.rq.attempt", record_execution(job, current_trace_id()))
-                job.save_meta()
+                trace_id = current_trace_id()
+                if trace_id:  # none when the SDK is disabled
+                    span.set_attribute("messaging.rq.attempt", record_execution(job, trace_id))
+                    job.save_meta()
                 return super().perform_job(job, queue)
         finally:
             if getattr(self, "_is_horse", False):
-                from modwatch.telemetry.tracing import flush
-
                 flush(HORSE_FLUSH_SECONDS)
 
     def handle_exception(self, job: Any, *exc_info: Any) -> Any:
