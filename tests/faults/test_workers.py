@@ -1,0 +1,115 @@
+"""Worker and scheduler drills with real processes: SIGKILL mid-job, SIGTERM while busy, two schedulers."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import redis
+from fastapi.testclient import TestClient
+from rq import Retry
+from rq.exceptions import AbandonedJobError  # noqa: F401  (the failure RQ records, named for readers)
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+from faults.support import REDIS_URL, kill_with_horse, modwatch, stop, wait_for
+from modwatch.jobs.queues import WEBHOOKS, get_queue
+from modwatch.telemetry import queue_stats
+
+
+def started_entries(conn: redis.Redis) -> dict[bytes, float]:
+    return dict(conn.zrange(f"rq:wip:{WEBHOOKS}", 0, -1, withscores=True))
+
+
+def abandoned_gauge(api: TestClient) -> float:
+    for line in api.get("/metrics").text.splitlines():
+        if line.startswith(f'modwatch_queue_abandoned_jobs{{queue="{WEBHOOKS}"}}'):
+            return float(line.split()[-1])
+    raise AssertionError("modwatch_queue_abandoned_jobs is not served")
+
+
+def test_sigkilled_worker_leaves_an_abandoned_job_that_is_retried_or_failed_visibly(fault_env, tmp_path):
+    from modwatch.api.app import create_app
+    from modwatch.storage.db import upgrade_database
+
+    conn = redis.Redis.from_url(REDIS_URL)
+    queue = get_queue(WEBHOOKS)
+    retried = queue.enqueue("faultjobs.slow", "retried", 30, retry=Retry(max=1), job_id="killed-with-retry")
+    worker = modwatch("worker", WEBHOOKS, env=fault_env, log=tmp_path / "worker.log")
+    wait_for(lambda: conn.get("faults:retried:started"), 60, "the job to start")
+    kill_with_horse(worker)  # mid-job
+
+    # The job stays "started" with nobody running it until its heartbeat lapses. RQ's heartbeat
+    # TTL is about a minute; the drill ages the registry entry instead of waiting for it.
+    assert retried.get_status(refresh=True) == JobStatus.STARTED
+    entries = started_entries(conn)
+    assert len(entries) == 1
+    conn.zadd(f"rq:wip:{WEBHOOKS}", {member: time.time() - 1 for member in entries})
+
+    queue_stats.record(conn)
+    upgrade_database()
+    with TestClient(create_app()) as api:
+        assert abandoned_gauge(api) == 1
+
+    # A new worker's maintenance finds it: with a retry left it runs again, to the end.
+    survivor = modwatch("worker", WEBHOOKS, "--burst", env=fault_env, log=tmp_path / "survivor.log")
+    assert survivor.wait(timeout=120) == 0
+    assert retried.get_status(refresh=True) == JobStatus.FINISHED
+    assert conn.get("faults:retried:started") == b"2" and conn.get("faults:retried:finished") == b"1"
+    queue_stats.record(conn)
+    assert queue_stats.collect(conn)["queues"][WEBHOOKS]["abandoned_jobs"] == 0
+
+
+def test_sigkilled_job_without_retries_lands_in_failed_as_abandoned(fault_env, tmp_path):
+    conn = redis.Redis.from_url(REDIS_URL)
+    queue = get_queue(WEBHOOKS)
+    job = queue.enqueue("faultjobs.slow", "once", 30, job_id="killed-once")
+    worker = modwatch("worker", WEBHOOKS, env=fault_env, log=tmp_path / "worker.log")
+    wait_for(lambda: conn.get("faults:once:started"), 60, "the job to start")
+    kill_with_horse(worker)
+    conn.zadd(f"rq:wip:{WEBHOOKS}", {member: time.time() - 1 for member in started_entries(conn)})
+    StartedJobRegistry(queue=queue).cleanup()  # what every worker's maintenance runs
+    assert job.get_status(refresh=True) == JobStatus.FAILED
+    assert job.id in FailedJobRegistry(queue=queue).get_job_ids()
+    assert "AbandonedJobError" in (job.latest_result().exc_string or "")
+    assert conn.get("faults:once:finished") is None
+
+
+def test_sigterm_lets_the_current_job_finish_then_the_worker_exits(fault_env, tmp_path):
+    conn = redis.Redis.from_url(REDIS_URL)
+    queue = get_queue(WEBHOOKS)
+    busy = queue.enqueue("faultjobs.slow", "busy", 4, job_id="busy-at-sigterm")
+    waiting = queue.enqueue("faultjobs.slow", "waiting", 0, job_id="queued-at-sigterm")
+    worker = modwatch("worker", WEBHOOKS, env=fault_env, log=tmp_path / "worker.log")
+    wait_for(lambda: conn.get("faults:busy:started"), 60, "the job to start")
+    worker.send_signal(signal.SIGTERM)  # the worker only: RQ's warm shutdown waits for its horse
+    assert worker.wait(timeout=60) == 0
+    assert busy.get_status(refresh=True) == JobStatus.FINISHED
+    assert conn.get("faults:busy:finished") == b"1"
+    assert waiting.get_status(refresh=True) == JobStatus.QUEUED  # not started after the signal
+    assert not started_entries(conn)
+
+
+def test_two_schedulers_and_a_worker_run_each_recurring_job_once_per_interval(fault_env, tmp_path):
+    env = {**fault_env, "QUEUE_STATS_INTERVAL": "2", "POLL_ADMIN_ACCOUNTS_INTERVAL": "3600",
+           "POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL": "3600"}
+    conn = redis.Redis.from_url(REDIS_URL)
+    schedulers = [modwatch("scheduler", env=env, log=tmp_path / f"scheduler{n}.log") for n in range(2)]
+    worker = modwatch("worker", "monitoring", env=env, log=tmp_path / "worker.log")
+    try:
+        wait_for(lambda: conn.get(queue_stats.LAST_SUCCESS_KEY), 60, "the first record_queue_stats run")
+        first = float(conn.get(queue_stats.LAST_SUCCESS_KEY))
+        time.sleep(12)
+        job = Job.fetch("recurring-record_queue_stats", connection=conn)
+        results = job.results()  # one Result per run, newest first
+        last = float(conn.get(queue_stats.LAST_SUCCESS_KEY))
+    finally:
+        for process in schedulers + [worker]:
+            stop(process)
+    runs = [result for result in results if result.created_at.timestamp() >= first - 0.5]
+    span = last - first
+    # Each 2 s interval runs the job once: two schedulers must not double it.
+    assert span / 2 - 1 <= len(runs) - 1 <= span / 2 + 1, (len(runs), span)
+    gaps = sorted(b.created_at.timestamp() - a.created_at.timestamp() for a, b in zip(runs[1:], runs[:-1]))
+    assert gaps and gaps[0] > 1.0, gaps  # never two runs in the same interval
+    assert all(result.type == result.Type.SUCCESSFUL for result in runs)
