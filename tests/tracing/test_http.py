@@ -36,6 +36,7 @@ def test_webhook_is_one_trace_from_request_to_send(client, spans, redis_conn):
     assert answer.status_code == 202
     [server] = [span for span in spans.get_finished_spans() if span.kind is SpanKind.SERVER]
     assert server.name == "POST /webhooks/mastodon_events"
+    assert server.attributes["modwatch.request_id"] == "req-42"
     assert answer.json()["trace_id"] == format(server.context.trace_id, "032x")
     [send] = [span for span in spans.get_finished_spans() if span.name == "send webhooks"]
     assert send.parent.span_id == server.context.span_id

@@ -13,8 +13,10 @@ from contextvars import ContextVar
 from typing import Any, Callable
 
 import structlog
+from opentelemetry import trace
 
 HEADER = "x-request-id"
+SPAN_ATTRIBUTE = "modwatch.request_id"
 # A caller's id is kept only when it is short and plain: it ends up in logs and job metadata.
 ACCEPTED_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -44,6 +46,8 @@ class RequestContextMiddleware:
         request_id = request_id_from(scope.get("headers", []))
         _request_id.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        # The server span is already current here: a request id given by a caller finds its trace.
+        trace.get_current_span().set_attribute(SPAN_ATTRIBUTE, request_id)
 
         def echo(message: dict[str, Any]) -> Any:
             if message["type"] == "http.response.start":

@@ -119,7 +119,7 @@ class TracingSchedulerMixin:
 
     def schedule(self, scheduled_time: datetime, func: Any, *args: Any, **kwargs: Any) -> Any:
         queue_name = kwargs.get("queue_name") or self.queue_name
-        name = getattr(func, "__name__", str(func))
+        name = f"{func.__module__}.{func.__qualname__}" if callable(func) else str(func)
         attributes = {
             "messaging.system": "rq",
             "messaging.destination.name": queue_name,
@@ -159,7 +159,7 @@ class TracingWorkerMixin:
                     job.save_meta()
                 return super().perform_job(job, queue)
         finally:
-            if getattr(self, "_is_horse", False):
+            if self.is_horse:  # type: ignore[attr-defined]
                 flush(HORSE_FLUSH_SECONDS)
 
     def handle_exception(self, job: Any, *exc_info: Any) -> Any:
