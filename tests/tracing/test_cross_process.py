@@ -166,3 +166,20 @@ def test_an_unreachable_collector_fails_no_job(tracing_env):
     assert worker.returncode == 0, worker.stderr[-3000:]
     job.refresh()
     assert (job.get_status(), job.return_value()) == ("finished", 5)
+
+
+def test_scheduler_process_sends_recurring_runs_as_root_spans(tracing_env):
+    receiver = Receiver()
+    try:
+        env = {**os.environ, **tracing_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
+        scheduler = subprocess.run(modwatch("scheduler", "--burst"), env=env, capture_output=True, text=True, timeout=120)
+        assert scheduler.returncode == 0, scheduler.stderr[-3000:]
+        sends = wait_for(lambda: [span for span in receiver.spans if span["name"] == "send monitoring"],
+                         "the scheduler's send span")
+    finally:
+        receiver.close()
+    [send] = sends
+    assert send["service"] == "modwatch-scheduler"
+    assert send["kind"] == "SPAN_KIND_PRODUCER"
+    assert send["parent_span_id"] == ""
+    assert send["attributes"]["messaging.message.id"] == "recurring-record_queue_stats"
