@@ -54,6 +54,13 @@ def test_account_statuses(replay, interaction):
     assert client(replay).account_statuses("117020565966271181", limit=5) == recorded_json(interaction)
 
 
+@pytest.mark.parametrize("interaction", list(matching("GET", "/api/v1/accounts/:id")))
+def test_account(replay, interaction):
+    replay.serve(interaction)
+    account_id = interaction["request"]["uri"].split("?")[0].rstrip("/").rsplit("/", 1)[1]
+    assert client(replay).account(account_id) == recorded_json(interaction)
+
+
 def test_link_cursors_from_recorded_next_and_prev():
     interaction = next(i for i in interactions("test_fetch_next_previous.yaml") if "limit=5&max_id" in i["request"]["uri"])
     assert link_cursors(interaction["response"]["headers"]["link"][0]) == ("117020580452511285", "117020580481736214")

@@ -82,6 +82,9 @@ class MastodonClient:
                               since_id=since_id, min_id=min_id, limit=limit)
         return Page(response.json(), *link_cursors(response.headers.get("Link", "")))
 
+    def account(self, account_id: str) -> dict:
+        return self._call(self._api.account, account_id).json()
+
     def account_statuses(self, account_id: str, limit: int = 40) -> list[dict]:
         return self._call(self._api.account_statuses, account_id, limit=limit).json()
 

@@ -58,7 +58,7 @@ def fetch_account_and_statuses(client: MastodonClient, account_id: str) -> tuple
     if statuses and isinstance(statuses[0].get("account"), dict):
         return statuses[0]["account"], statuses
     # No status to carry the account. The wrapper has no account lookup yet; go through its call path.
-    account = client._call(client._api.account, account_id).json()  # noqa: SLF001
+    account = client.account(account_id)
     return account, statuses
 
 
