@@ -9,7 +9,7 @@ import pytest
 import redis
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from modwatch import connection
@@ -22,7 +22,16 @@ WEBHOOK_SECRET = "0123456789abcdef0123456789abcdef01234567"  # the shared record
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", REPO.parent / "shared"))
 
-_exporter = InMemorySpanExporter()
+class RecordingExporter(InMemorySpanExporter):
+    """Keeps spans only while a test asks for them, so other suites' spans do not pile up."""
+
+    recording = False
+
+    def export(self, spans):
+        return super().export(spans) if self.recording else SpanExportResult.SUCCESS
+
+
+_exporter = RecordingExporter()
 
 
 def _install_exporter() -> None:
@@ -47,7 +56,9 @@ def reset_caches() -> None:
 @pytest.fixture
 def spans():
     _exporter.clear()
+    _exporter.recording = True
     yield _exporter
+    _exporter.recording = False
     _exporter.clear()
 
 
