@@ -93,8 +93,9 @@ class MastodonClient:
         return self._call(self._api.report, account_id, status_ids=list(status_ids), comment=comment, forward=forward,
                           category=category, rule_ids=rule_ids).json()
 
-    def admin_reports(self, limit: int = 100) -> list[dict]:
-        return self._call(self._api.admin_reports, limit=limit).json()
+    def admin_reports(self, limit: int = 100, resolved: bool = False, target_account_id: str | None = None) -> list[dict]:
+        return self._call(self._api.admin_reports, resolved=resolved, target_account_id=target_account_id,
+                          limit=limit).json()
 
     def verify_credentials(self) -> dict:
         return self._call(self._api.account_verify_credentials).json()

@@ -37,7 +37,7 @@ MARKER_PREFIX = "modwatch:"
 # never taken over, and a killed worker's claim lapses by itself.
 CLAIM_SECONDS = 60
 MAX_COMMENT = 1000  # Mastodon's limit
-# Newest reports searched for our marker before filing again (Mastodon's page maximum).
+# Reports on one account searched for our marker before filing again (Mastodon's page maximum).
 DUPLICATE_SEARCH_LIMIT = 200
 # Stale pending reports resumed per poll run.
 RESUME_BATCH = 20
@@ -228,10 +228,12 @@ def _give_up(row_id: int, decision: str, account_id: str, source: str, key: str,
 def _find_on_mastodon(client: MastodonClient, account_id: str, key: str) -> str | None:
     """The id of a report on `account_id` whose comment carries our marker for `key`."""
     wanted = marker(key)
-    for report in client.admin_reports(limit=DUPLICATE_SEARCH_LIMIT):
-        target = report.get("target_account") or {}
-        if str(target.get("id")) == account_id and wanted in (report.get("comment") or ""):
-            return str(report.get("id"))
+    # Filtered by target, open and resolved: a moderator may have resolved it in the meantime.
+    for resolved in (False, True):
+        for report in client.admin_reports(DUPLICATE_SEARCH_LIMIT, resolved=resolved, target_account_id=account_id):
+            target = report.get("target_account") or {}
+            if str(target.get("id")) == account_id and wanted in (report.get("comment") or ""):
+                return str(report.get("id"))
     return None
 
 

@@ -183,9 +183,12 @@ def mastodon_router(state: SimState) -> APIRouter:
     @router.get("/api/v1/admin/reports")
     def admin_reports(request: Request, response: Response, token: Token = Depends(admin)) -> list:
         resolved = request.query_params.get("resolved") in TRUE
+        target = request.query_params.get("target_account_id")
         with state.lock:
             # The simulator never resolves reports: a resolved listing is empty.
             chosen = [] if resolved else sorted(state.reports, key=lambda r: r.id, reverse=True)
+            if target:
+                chosen = [r for r in chosen if str(r.target_account_id) == target]
             limit = limit_of(request, 100, 200)
             page = paginate(request, chosen, limit)
             set_link(request, response, page, limit)
