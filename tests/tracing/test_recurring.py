@@ -10,13 +10,9 @@ from modwatch.jobs.scheduler import LeaderScheduler
 from modwatch.jobs.worker import build_worker
 from modwatch.settings import get_settings
 from modwatch.telemetry.job_traces import job_trace_ids
-from modwatch.telemetry.rq_tracing import TracingSchedulerMixin
+from modwatch.telemetry.job_traces import CREATED_KEY, REGISTERED_CONTEXT_KEY
 
 JOB_ID = "recurring-record_queue_stats"
-
-
-class TracedLeaderScheduler(TracingSchedulerMixin, LeaderScheduler):
-    pass
 
 
 def run_once(scheduler, connection) -> None:
@@ -35,7 +31,7 @@ def processes(spans) -> list:
 
 
 def test_each_run_is_a_fresh_trace_linked_to_the_registration(redis_conn, spans):
-    scheduler = TracedLeaderScheduler(get_settings(), redis_conn)
+    scheduler = LeaderScheduler(get_settings(), redis_conn)
     assert scheduler.acquire_lock()  # the leader registers the recurring jobs
     [register] = [span for span in spans.get_finished_spans() if span.name == "register monitoring"]
     assert register.kind is SpanKind.PRODUCER
@@ -64,6 +60,10 @@ def test_each_run_is_a_fresh_trace_linked_to_the_registration(redis_conn, spans)
 def test_without_a_registration_context_runs_are_still_fresh_traces(redis_conn, spans):
     scheduler = LeaderScheduler(get_settings(), redis_conn)
     assert scheduler.acquire_lock()
+    registered = Job.fetch(JOB_ID, connection=redis_conn)  # as an older modwatch registered it: no context
+    for key in (REGISTERED_CONTEXT_KEY, CREATED_KEY):
+        registered.meta.pop(key, None)
+    registered.save_meta()
     run_once(scheduler, redis_conn)
     run_once(scheduler, redis_conn)
     first, second = sends(spans)

@@ -193,10 +193,9 @@ def requeue_job(job_id: str) -> dict[str, Any]:
     status = job.get_status()
     if status not in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
         raise HTTPException(409, f"job {job_id!r} is {status}; only failed, stopped or canceled jobs can be requeued")
-    if status == JobStatus.FAILED:
-        job.requeue()
-    else:
-        get_queue(job.origin).enqueue_job(job)
+    # Through our queue class, so the move is a traced `send` like any other enqueue.
+    _registry(job.origin, status.value).remove(job)
+    get_queue(job.origin).enqueue_job(job)
     return {"id": job.id, "status": job.get_status()}
 
 

@@ -22,6 +22,7 @@ from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import JOB_OPTIONS
 from modwatch.jobs.queues import ModwatchQueue
 from modwatch.settings import Settings
+from modwatch.telemetry.rq_tracing import TracingSchedulerMixin
 
 log = structlog.get_logger(__name__)
 
@@ -68,7 +69,7 @@ def loop_seconds(settings: Settings, connection: redis.Redis) -> int:
     return max(1, min(MAX_LOOP_SECONDS, *intervals(settings, connection).values()))
 
 
-class LeaderScheduler(Scheduler):
+class LeaderScheduler(TracingSchedulerMixin, Scheduler):
     queue_class = ModwatchQueue
 
     def __init__(self, settings: Settings, connection: redis.Redis) -> None:
