@@ -130,7 +130,7 @@ def test_regex_guard_accepts_ordinary_patterns(write_rules, pattern):
 
 
 def test_adversarial_input_completes_on_an_accepted_pattern(write_rules):
-    # Quadratic backtracking is still possible with accepted patterns; the per-field cap bounds it.
+    # Quadratic backtracking is still possible with accepted patterns; the per-field cap and the time budget bound it.
     ruleset = load_rules(write_rules(regex_rule(r"\w+@\w+\.com")))
     statuses = [{"id": "1", "content": "a" * 200_000 + "!"}, {"id": "2", "content": "<p>mail me at x@y.com</p>"}]
     analysis = ruleset.evaluate({"id": "1", "display_name": "a" * 100_000}, statuses)

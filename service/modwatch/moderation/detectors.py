@@ -16,10 +16,15 @@ from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterator, NamedTuple
 from urllib.parse import urlsplit
 
-from modwatch.moderation.rules import Rule, regex_flags
+import regex
+
+from modwatch.moderation.rules import Rule, compile_pattern
 from modwatch.moderation.text import domain_of, parse_html, plain
 
 MAX_EVIDENCE_CHARS = 200
+# CPU seconds one regex rule may spend searching one text. The load-time probe rejects patterns
+# that backtrack badly; this budget bounds the ones it cannot foresee.
+REGEX_TIMEOUT_SECONDS = 0.05
 _WORD = re.compile(r"\w+")
 _PLAIN_WORDS = re.compile(r"\w+(?:\s+\w+)*")
 
@@ -121,16 +126,19 @@ class TextMatcher:
 
     Whole-word keywords made of words (the usual kind) are looked up in dicts keyed by a text's
     words and short phrases, so the cost does not grow with the number of keywords. Other
-    keywords (`whole_word: false`, or with punctuation such as `bit.ly`) get one regex per rule.
+    keywords (`whole_word: false`, or with punctuation such as `bit.ly`) get one `re` pattern per
+    rule: escaped literals, which cannot backtrack. Regex rules run with the `regex` module under
+    REGEX_TIMEOUT_SECONDS per text.
     """
 
     def __init__(self, rules: list[Rule]) -> None:
         self.phrases: dict[bool, dict[str, list[Rule]]] = {True: defaultdict(list), False: defaultdict(list)}
         self.phrase_starts: set[str] = set()
-        self.patterns: list[tuple[Rule, re.Pattern[str]]] = []
+        self.keyword_patterns: list[tuple[Rule, re.Pattern[str]]] = []
+        self.regexes: list[tuple[Rule, regex.Pattern[str]]] = []
         for rule in rules:
             if rule.detector == "regex":
-                self.patterns.append((rule, re.compile(rule.params["pattern"], regex_flags(rule.params["flags"]))))
+                self.regexes.append((rule, compile_pattern(rule.params["pattern"], rule.params["flags"])))
             else:
                 self._add_keywords(rule)
 
@@ -146,13 +154,24 @@ class TextMatcher:
                 others.append(keyword)
         if others:
             alternatives = "|".join(_keyword_pattern(keyword, whole_word) for keyword in sorted(others, key=len, reverse=True))
-            self.patterns.append((rule, re.compile(alternatives, 0 if case_sensitive else re.IGNORECASE)))
+            self.keyword_patterns.append((rule, re.compile(alternatives, 0 if case_sensitive else re.IGNORECASE)))
 
-    def scan(self, text: str) -> Iterator[tuple[Rule, str]]:
+    def scan(self, text: str, timed_out: set[str]) -> Iterator[tuple[Rule, str]]:
+        """The rules that match `text`. A regex rule that runs out of time does not match this text
+        and its name is added to `timed_out`; it still runs on the next text, so one hostile status
+        cannot hide the others from it."""
         if self.phrases[True] or self.phrases[False]:
             yield from self._scan_words(text)
-        for rule, pattern in self.patterns:
+        for rule, pattern in self.keyword_patterns:
             match = pattern.search(text)
+            if match:
+                yield rule, _clip(match.group())
+        for rule, pattern in self.regexes:
+            try:
+                match = pattern.search(text, timeout=REGEX_TIMEOUT_SECONDS)
+            except TimeoutError:
+                timed_out.add(rule.name)
+                continue
             if match:
                 yield rule, _clip(match.group())
 

@@ -13,7 +13,14 @@ from typing import Any
 
 import structlog
 
-from modwatch.moderation.detectors import ACCOUNT_DETECTORS, TEXT_DETECTORS, Evidence, TextMatcher, gather
+from modwatch.moderation.detectors import (
+    ACCOUNT_DETECTORS,
+    REGEX_TIMEOUT_SECONDS,
+    TEXT_DETECTORS,
+    Evidence,
+    TextMatcher,
+    gather,
+)
 from modwatch.moderation.rules import TEXT_FIELDS, Rule, RulesError, read_rules
 
 __all__ = ["Analysis", "Hit", "RuleSet", "RulesCache", "RulesError", "load_rules"]
@@ -119,9 +126,16 @@ class RuleSet:
         now = now or datetime.now(timezone.utc)
         material = gather(account, statuses)
         evidence: list[Evidence] = []
+        timed_out: set[str] = set()
         for field, matcher in self._text_matchers.items():
             for snippet in material.texts.get(field, ()):
-                evidence.extend(Evidence(rule, field, text, snippet.status_id) for rule, text in matcher.scan(snippet.text))
+                found = matcher.scan(snippet.text, timed_out)
+                evidence.extend(Evidence(rule, field, text, snippet.status_id) for rule, text in found)
+        account_id = account.get("id")
+        for name in sorted(timed_out, key=self._position.__getitem__):
+            log.warning(
+                "rule_regex_timeout", rule=name, account_id=account_id, budget_ms=round(REGEX_TIMEOUT_SECONDS * 1000)
+            )
         for rule in self._account_rules:
             evidence.extend(ACCOUNT_DETECTORS[rule.detector](rule, material, now))
 
@@ -133,7 +147,6 @@ class RuleSet:
                 hits[key] = Hit(item.rule.name, item.rule.weight, item.rule.category, item.field, item.matched_text, item.status_id)
         ordered = sorted(hits.values(), key=lambda hit: self._position[hit.rule])
         rules_hit = {hit.rule: (hit.weight, hit.category, self._position[hit.rule]) for hit in ordered}
-        account_id = account.get("id")
         return Analysis(str(account_id) if account_id is not None else None, ordered, rules_hit)
 
     def as_dict(self) -> dict[str, Any]:
