@@ -17,6 +17,7 @@ PROTECTED = [
     ("get", "/jobs/scheduled", None),
     ("post", "/jobs/scheduled/reschedule", {"task_name": "record_queue_stats", "run_now": True}),
     ("post", "/jobs/trigger/record_queue_stats", {}),
+    ("get", "/jobs/trigger", None),
     ("get", "/jobs/workers", None),
 ]
 
@@ -91,6 +92,14 @@ def test_requeue_failed_job_but_not_finished(client, auth):
     response = client.post(f"/jobs/jobs/{failing.id}/requeue", headers=auth)
     assert response.status_code == 200 and response.json()["status"] == "queued"
     assert get_queue("moderation").get_job_ids() == [failing.id]
+
+
+def test_triggerable_jobs_are_listed_with_their_argument_schema(client, auth):
+    listed = {item["task_name"]: item for item in client.get("/jobs/trigger", headers=auth).json()}
+    assert set(listed) == {"poll_admin_accounts", "poll_admin_accounts_local", "record_queue_stats",
+                           "analyze_and_maybe_report"}
+    assert listed["analyze_and_maybe_report"]["arguments"]["required"] == ["account_id"]
+    assert listed["record_queue_stats"]["queue"] == "monitoring"
 
 
 def test_trigger_only_allowlisted_jobs(client, auth):

@@ -227,6 +227,16 @@ def reschedule(request: RescheduleRequest) -> dict[str, Any]:
     return scheduler.reschedule(get_redis(), request.task_name, interval=request.interval, run_now=request.run_now)
 
 
+@router.get("/trigger")
+def list_triggerable() -> list[dict[str, Any]]:
+    """The jobs that can be triggered, with the JSON schema of their arguments."""
+    return [
+        {"task_name": name, "description": spec.description, "queue": JOB_OPTIONS[spec.function].queue,
+         "arguments": spec.arguments.model_json_schema()}
+        for name, spec in sorted(TRIGGERABLE.items())
+    ]
+
+
 @router.post(
     "/trigger/{task_name}",
     status_code=202,
