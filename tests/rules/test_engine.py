@@ -15,7 +15,8 @@ NOW = datetime(2026, 8, 1, 14, 0, tzinfo=timezone.utc)
 def scoring(ruleset):
     return ruleset(
         {"name": "scam", "detector": "keyword", "keywords": ["scam", "fraud"], "weight": 2, "category": "spam"},
-        {"name": "threat", "detector": "keyword", "keywords": ["threat"], "weight": 5, "category": "violation"},
+        {"name": "threat", "detector": "keyword", "keywords": ["threat"], "weight": 5, "category": "violation",
+         "instance_rule_ids": ["2", "7"]},
         {"name": "off", "detector": "keyword", "keywords": ["scam"], "weight": 9, "enabled": False},
     )
 
@@ -34,6 +35,7 @@ def test_score_sums_rules_and_category_is_the_heaviest(scoring):
     analysis = scoring.evaluate({"id": "1", "display_name": "scam"}, [{"id": "3", "content": "a threat"}])
     assert analysis.score == 7
     assert analysis.category == "violation"
+    assert analysis.instance_rule_ids == ("2", "7")  # what a violation report names
     assert analysis.as_dict()["hits"][1] == {
         "rule": "threat", "weight": 5, "category": "violation", "field": "status_text", "matched_text": "threat", "status_id": "3",
     }
@@ -42,6 +44,7 @@ def test_score_sums_rules_and_category_is_the_heaviest(scoring):
 def test_clean_account_scores_nothing(scoring):
     analysis = scoring.evaluate({"id": "1", "display_name": "hello"}, [])
     assert (analysis.score, analysis.hits, analysis.category, analysis.status_ids) == (0, [], None, [])
+    assert analysis.instance_rule_ids == ()
 
 
 def test_evidence_key_is_stable_and_order_independent(scoring):

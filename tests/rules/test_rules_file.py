@@ -135,3 +135,14 @@ def test_adversarial_input_completes_on_an_accepted_pattern(write_rules):
     statuses = [{"id": "1", "content": "a" * 200_000 + "!"}, {"id": "2", "content": "<p>mail me at x@y.com</p>"}]
     analysis = ruleset.evaluate({"id": "1", "display_name": "a" * 100_000}, statuses)
     assert [(hit.status_id, hit.matched_text) for hit in analysis.hits] == [("2", "x@y.com")]
+
+
+def test_violation_rules_name_the_instance_rules(write_rules):
+    violation = GOOD_RULE.replace("category: spam", "category: violation")
+    message = error_for(write_rules, rules_file(violation))
+    assert "rule 'crypto-scam' (#1): field 'instance_rule_ids': required when category is 'violation'" in message
+    bad_ids = violation + "    instance_rule_ids: [first]\n"
+    assert "field 'instance_rule_ids': must contain only rule ids" in error_for(write_rules, rules_file(bad_ids))
+    ruleset = load_rules(write_rules(rules_file(violation + "    instance_rule_ids: [3, '4']\n")))
+    assert ruleset.rules[0].instance_rule_ids == ("3", "4")
+    assert ruleset.as_dict()["rules"][0]["instance_rule_ids"] == ["3", "4"]

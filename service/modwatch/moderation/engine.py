@@ -59,6 +59,8 @@ class Analysis:
     hits: list[Hit]
     # rule name -> (weight, category, position in the file), for the rules that hit
     _rules: dict[str, tuple[float, str, int]]
+    # Instance rule ids named by the `violation` rules that hit, for the report.
+    instance_rule_ids: tuple[str, ...] = ()
 
     @property
     def score(self) -> float:
@@ -147,7 +149,10 @@ class RuleSet:
                 hits[key] = Hit(item.rule.name, item.rule.weight, item.rule.category, item.field, item.matched_text, item.status_id)
         ordered = sorted(hits.values(), key=lambda hit: self._position[hit.rule])
         rules_hit = {hit.rule: (hit.weight, hit.category, self._position[hit.rule]) for hit in ordered}
-        return Analysis(str(account_id) if account_id is not None else None, ordered, rules_hit)
+        violated = tuple(dict.fromkeys(
+            rule_id for item in evidence if item.rule.category == "violation" for rule_id in item.rule.instance_rule_ids
+        ))
+        return Analysis(str(account_id) if account_id is not None else None, ordered, rules_hit, violated)
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -57,10 +57,12 @@ def comment_for(scored: Scored) -> str:
 
 
 def category_for(scored: Scored) -> tuple[str, list[str] | None]:
-    """Mastodon's category and rule ids. A `violation` report must name instance rules; the rules
-    file has no mapping to them yet, so such a report is filed as `other`."""
+    """Mastodon's category and rule ids: a `violation` report names the instance rules broken."""
     category = scored.analysis.category or "other"
-    return ("other", None) if category == "violation" else (category, None)
+    if category != "violation":
+        return category, None
+    rule_ids = list(scored.analysis.instance_rule_ids)
+    return ("violation", rule_ids) if rule_ids else ("other", None)
 
 
 def _audit(session, decision: str, account_id: str | None, source: str | None, key: str | None = None,

@@ -51,6 +51,8 @@ class Rule:
     fields: tuple[str, ...] = ()
     enabled: bool = True
     params: dict[str, Any] = field(default_factory=dict)
+    # Ids of the instance's own rules (GET /api/v1/instance/rules) a `violation` report names.
+    instance_rule_ids: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -63,6 +65,8 @@ class Rule:
         }
         if self.fields:
             out["fields"] = list(self.fields)
+        if self.instance_rule_ids:
+            out["instance_rule_ids"] = list(self.instance_rule_ids)
         out.update({key: list(value) if isinstance(value, tuple) else value for key, value in self.params.items()})
         return out
 
@@ -101,6 +105,15 @@ def _int_at_least(minimum: int) -> Callable[[Any], int]:
         return value
 
     return check
+
+
+def _instance_rule_ids(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError("must be a non-empty list of instance rule ids")
+    ids = tuple(str(item) for item in value)
+    if not all(item.isdigit() for item in ids):
+        raise ValueError("must contain only rule ids (digits) from GET /api/v1/instance/rules")
+    return ids
 
 
 def _string_list(value: Any, allowed: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -306,6 +319,7 @@ COMMON = {
     "weight": (_positive_number, REQUIRED),
     "category": (_choice(CATEGORIES), REQUIRED),
     "enabled": (_bool, True),
+    "instance_rule_ids": (_instance_rule_ids, ()),
 }
 PARAMS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "keyword": {
@@ -365,6 +379,9 @@ def _rule(prefix: str, index: int, raw: Any) -> Rule:
     if not isinstance(raw, dict):
         raise RulesError(f"{where}must be a mapping")
     common = _checked(where, raw, COMMON)
+    if common["category"] == "violation" and not common["instance_rule_ids"]:
+        raise RulesError(f"{where}field 'instance_rule_ids': required when category is 'violation' "
+                         "(Mastodon files a violation report against the instance's own rules)")
     detector = common["detector"]
     if detector not in PARAMS:
         raise RulesError(f"{where}field 'detector': {detector!r} is not one of {', '.join(PARAMS)}")
@@ -396,6 +413,7 @@ def _rule(prefix: str, index: int, raw: Any) -> Rule:
         description=common["description"],
         fields=fields,
         enabled=common["enabled"],
+        instance_rule_ids=common["instance_rule_ids"],
         params={key: value for key, value in params.items() if value is not None},
     )
 
