@@ -105,10 +105,10 @@ class World:
         self.sim_post("faults", changes)
 
 
-@pytest.fixture
-def database_url(tmp_path):
-    """SQLite per test; MODWATCH_TEST_POSTGRES=1 runs the same tests on PostgreSQL in our own schema."""
-    if os.environ.get("MODWATCH_TEST_POSTGRES") != "1":
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """Every pipeline test runs on SQLite and on PostgreSQL (in a schema of its own)."""
+    if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'modwatch.db'}"
         return
     admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
