@@ -3,10 +3,13 @@ enqueue counter) with a real SDK TracerProvider exporting over OTLP/HTTP, agains
 
 Rounds alternate between the two so that load from anything else on the machine hits both alike;
 the figure is the median per-enqueue time over all rounds.
+
+    python bench/bench_enqueue.py [--rounds N] [--per-round N]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -57,3 +60,12 @@ def run(rounds: int = ROUNDS, per_round: int = PER_ROUND) -> list[Row]:
         f"{modwatch * 1e6:.0f} us/enqueue", f"{baseline * 1e6:.0f} us/enqueue", ratio, f"<= {TARGET}x", ratio <= TARGET,
         [f"enqueue: {exported} OTLP exports received (spans batched)"],
     )]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--per-round", type=int, default=PER_ROUND)
+    args = parser.parse_args()
+    for row in run(args.rounds, args.per_round):
+        print(f"{row.name}: {row.measured} vs {row.baseline}, ratio {row.ratio:.2f} ({row.target}); {'; '.join(row.notes)}")

@@ -3,10 +3,13 @@
 Both drain the same number of no-op jobs from the same queue. The modwatch worker runs as in
 production: tracing exported to an OTLP/HTTP receiver (here a local one), metrics recorded and
 served, structlog logging. Each run is a child process; only `work(burst=True)` is timed.
+
+    python bench/bench_worker.py [--jobs N] [--only fork|simple]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import tempfile
@@ -40,11 +43,15 @@ def drain(kind: str, klass: str, env: dict[str, str]) -> float:
     return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
 
 
-def run(jobs: int = JOBS) -> list[Row]:
+WORKERS = {"fork": "Worker (forking)", "simple": "SimpleWorker"}
+
+
+def run(jobs: int = JOBS, workers: tuple[str, ...] = tuple(WORKERS)) -> list[Row]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, OtlpReceiver() as receiver:
         env = child_env(Path(tmp), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
-        for klass, label in (("fork", "Worker (forking)"), ("simple", "SimpleWorker")):
+        for klass in workers:
+            label = WORKERS[klass]
             seconds = {}
             for kind in ("bare", "modwatch"):
                 fill(kind, jobs)
@@ -61,3 +68,12 @@ def run(jobs: int = JOBS) -> list[Row]:
             ))
     flush()
     return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=JOBS)
+    parser.add_argument("--only", choices=tuple(WORKERS), help="one worker class instead of both")
+    args = parser.parse_args()
+    for row in run(args.jobs, (args.only,) if args.only else tuple(WORKERS)):
+        print(f"{row.name}: {row.measured} vs {row.baseline}, ratio {row.ratio:.2f} ({row.target}); {'; '.join(row.notes)}")
