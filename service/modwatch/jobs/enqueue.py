@@ -6,13 +6,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import redis
 from rq import Retry
 from rq.job import Job
 
-from modwatch.connection import get_redis
 from modwatch.jobs import tasks
-from modwatch.jobs.queues import MODERATION, MONITORING, WEBHOOKS, get_queue
+from modwatch.jobs.queues import MODERATION, MONITORING, WEBHOOKS, ModwatchQueue, get_queue
 
 DAY = 24 * 3600
 # Mastodon retries a delivery for about two days; remember deliveries a little longer.
@@ -85,38 +83,63 @@ class WebhookEnqueued:
     duplicate: bool
 
 
+# Dedupe and enqueue in one atomic round trip: if the marker is set, answer the first job id;
+# otherwise set it and run the commands RQ queued for the enqueue (ARGV: job id, marker TTL, then
+# each command as its argument count followed by its arguments).
+_ENQUEUE_UNLESS_SEEN = """
+local seen = redis.call('GET', KEYS[1])
+if seen then return seen end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local i = 3
+while i <= #ARGV do
+  local count = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + count))
+  i = i + count + 1
+end
+return false
+"""
+
+# RQ stamps each job with the server's version, read with INFO on every new Queue object;
+# a process reads it once.
+_server_version: tuple[int, int, int] | None = None
+
+
+def _redis_server_version(queue: ModwatchQueue) -> tuple[int, int, int]:
+    global _server_version
+    if _server_version is None:
+        _server_version = queue.get_redis_server_version()
+    return _server_version
+
+
 def enqueue_webhook(event: str, object_id: str, payload: dict[str, Any]) -> WebhookEnqueued:
     """Enqueue a webhook job once per (event, object id), atomically with its dedupe marker.
 
-    The marker and the job are written in one MULTI/EXEC watched on the marker, so a concurrent or
-    later redelivery sees the first job id and nothing is enqueued twice. Redis errors propagate:
+    RQ writes the job into a pipeline that is never executed; a Lua script runs those commands
+    only if it sets the marker, so a concurrent or later redelivery sees the first job id and
+    nothing is enqueued twice, and a marker never exists without its job. Redis errors propagate:
     the caller answers 503 and Mastodon redelivers.
     """
     fn = WEBHOOK_JOBS[event]
     options = JOB_OPTIONS[fn]
     job_id = webhook_job_id(event, object_id)
     marker = f"modwatch:webhook:seen:{event}:{object_id}"
-    connection = get_redis()
     queue = get_queue(options.queue)
-    with connection.pipeline() as pipe:
-        try:
-            pipe.watch(marker)
-            seen = pipe.get(marker)
-            if seen is not None:
-                return WebhookEnqueued(job=None, job_id=seen.decode(), duplicate=True)
-            job = queue.create_job(
-                fn,
-                args=(payload,),
-                job_id=job_id,
-                timeout=options.timeout,
-                result_ttl=options.result_ttl,
-                failure_ttl=options.failure_ttl,
-                retry=options.retry(),
-            )
-            pipe.multi()
-            pipe.set(marker, job_id, ex=WEBHOOK_SEEN_TTL)
-            queue.enqueue_job(job, pipeline=pipe)
-            pipe.execute()
-        except redis.WatchError:
-            return WebhookEnqueued(job=None, job_id=job_id, duplicate=True)
+    queue.redis_server_version = _redis_server_version(queue)
+    job = queue.create_job(
+        fn,
+        args=(payload,),
+        job_id=job_id,
+        timeout=options.timeout,
+        result_ttl=options.result_ttl,
+        failure_ttl=options.failure_ttl,
+        retry=options.retry(),
+    )
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_job(job, pipeline=pipe)
+        commands = [part for args, _ in pipe.command_stack for part in (len(args), *args)]
+    seen = queue.connection.register_script(_ENQUEUE_UNLESS_SEEN)(
+        keys=[marker], args=[job_id, WEBHOOK_SEEN_TTL, *commands]
+    )
+    if seen is not None:
+        return WebhookEnqueued(job=None, job_id=seen.decode(), duplicate=True)
     return WebhookEnqueued(job=job, job_id=job_id, duplicate=False)

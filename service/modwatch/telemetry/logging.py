@@ -35,6 +35,13 @@ def redact_secrets(logger: Any, method: str, event: dict[str, Any]) -> dict[str,
     return event
 
 
+def redact_exception(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The traceback `format_exc_info` renders: the one text that appears after `redact_secrets` ran."""
+    if isinstance(event.get("exception"), str):
+        event["exception"] = _redact_text(event["exception"])
+    return event
+
+
 def add_trace_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
     """`trace_id` and `span_id` of the active span, so a log line leads to its trace."""
     context = trace.get_current_span().get_span_context()
@@ -67,7 +74,7 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
-            redact_secrets,  # again: tracebacks are rendered only now
+            redact_exception,
             renderer,
         ],
     )
