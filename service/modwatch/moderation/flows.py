@@ -1,14 +1,14 @@
 """The moderation flows behind the job functions: polls, webhooks and the analyse-and-report step.
 
-Mastodon's answers decide what happens next: a 429 schedules the analysis again after the
-rate-limit reset (a worker never sleeps on it); other retryable errors propagate so RQ's
-exponential Retry runs the job again; a gone account or a missing scope is recorded and given up.
+Every Mastodon call first passes the shared rate-limit gate (`ratelimit`), and every answer's
+rate-limit headers go back into it. An analysis the gate refuses, or one that meets a 429 anyway,
+is scheduled again at its own slot after the reset (a worker never sleeps on it); other retryable
+errors propagate so RQ's exponential Retry runs the job again; a gone account or a missing scope
+is recorded and given up.
 """
 
 from __future__ import annotations
 
-import math
-from datetime import timedelta
 from typing import Any, Callable
 
 import structlog
@@ -16,7 +16,7 @@ import structlog
 from modwatch.connection import get_redis
 from modwatch.mastodon.client import MastodonClient
 from modwatch.mastodon.errors import ForbiddenError, GoneError, RateLimitedError
-from modwatch.moderation import analysis, polling, reports, runtime
+from modwatch.moderation import analysis, polling, ratelimit, reports, runtime
 from modwatch.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -33,18 +33,24 @@ def poll_accounts(origin: str) -> dict[str, Any]:
     settings = get_settings()
     if runtime.current(settings).panic_stop:
         return {"outcome": "skipped", "reason": "PANIC_STOP is on", "origin": origin}
+    # The recurring schedule runs the poll again; the committed cursor says where to go on.
+    wait = ratelimit.acquire(priority=True, book=False)
+    if wait is not None:
+        return {"outcome": "rate_limited", "origin": origin, "reset_at": wait.reset_at.isoformat()}
     client = client_for(settings)
     source = polling.source_of(origin)
     try:
         resumed = reports.resume_stale(client, settings, source)
         result = polling.poll(origin, client, settings)
     except RateLimitedError as exc:
-        # The recurring schedule runs the poll again; the committed cursor says where to go on.
-        return {"outcome": "rate_limited", "origin": origin, "retry_after_seconds": exc.retry_after_seconds}
+        ratelimit.exhausted(client.ratelimit, exc.reset_at)
+        return {"outcome": "rate_limited", "origin": origin, "reset_at": exc.reset_at.isoformat()}
     except ForbiddenError as exc:
         reason = f"missing scope {exc.missing_scope or 'unknown'}: {exc}"
         reports.audit("forbidden", None, source, reason=reason)
         return {"outcome": "forbidden", "origin": origin, "reason": reason}
+    finally:
+        ratelimit.observe(client.ratelimit)
     if resumed:
         result["resumed_reports"] = [item["outcome"] for item in resumed]
     return result
@@ -53,7 +59,7 @@ def poll_accounts(origin: str) -> dict[str, Any]:
 def analyze_and_maybe_report(account_id: str, source: str) -> dict[str, Any]:
     settings = get_settings()
     client = client_for(settings)
-    return _guarded(account_id, source, lambda: decide(*analysis.fetch_account_and_statuses(client, account_id),
+    return _guarded(account_id, source, client, lambda: decide(*analysis.fetch_account_and_statuses(client, account_id),
                                                         source=source, client=client, settings=settings))
 
 
@@ -77,7 +83,7 @@ def handle_new_report(report: dict[str, Any]) -> dict[str, Any]:
             return {"outcome": "ignored", "reason": "report filed by modwatch", "report_id": report.get("id")}
         return _analyse_embedded(target, "report.target_account", client, settings)
 
-    return _guarded(str(target.get("id")), "webhook", work)
+    return _guarded(str(target.get("id")), "webhook", client, work)
 
 
 def own_account_id(client: MastodonClient) -> str:
@@ -110,7 +116,7 @@ def _analyse_embedded(embedded: Any, where: str, client: MastodonClient | None =
         fresh = statuses[0].get("account") if statuses else None
         return decide(fresh if isinstance(fresh, dict) else account, statuses, "webhook", client, settings)
 
-    return _guarded(account_id, "webhook", work)
+    return _guarded(account_id, "webhook", client, work)
 
 
 def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str, client: MastodonClient,
@@ -132,11 +138,18 @@ def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str,
     return result
 
 
-def _guarded(account_id: str, source: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _guarded(account_id: str, source: str, client: MastodonClient,
+             work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    # Analyses found by polling are the backlog: they leave the reserve to webhook and manual work.
+    wait = ratelimit.acquire(priority=not source.startswith("poll_"))
+    if wait is not None:
+        return _retry_later(account_id, source, wait)
     try:
         return work()
     except RateLimitedError as exc:
-        return _retry_after_reset(account_id, source, exc)
+        ratelimit.exhausted(client.ratelimit, exc.reset_at)
+        wait = ratelimit.acquire(priority=False)
+        return _retry_later(account_id, source, wait or ratelimit.Wait(exc.reset_at, exc.reset_at))
     except GoneError as exc:
         reports.audit("gone", account_id, source, reason=str(exc))
         return {"outcome": "gone", "account_id": account_id, "reason": str(exc)}
@@ -144,17 +157,20 @@ def _guarded(account_id: str, source: str, work: Callable[[], dict[str, Any]]) -
         reason = f"missing scope {exc.missing_scope or 'unknown'}: {exc}"
         reports.audit("forbidden", account_id, source, reason=reason)
         return {"outcome": "forbidden", "account_id": account_id, "reason": reason}
+    finally:
+        ratelimit.observe(client.ratelimit)
 
 
-def _retry_after_reset(account_id: str, source: str, exc: RateLimitedError) -> dict[str, Any]:
+def _retry_later(account_id: str, source: str, wait: ratelimit.Wait) -> dict[str, Any]:
+    """A fresh analysis at the slot the gate gave: its statuses are fetched anew then."""
     from modwatch.jobs import tasks
     from modwatch.jobs.enqueue import JOB_OPTIONS
     from modwatch.jobs.queues import get_queue
 
-    delay = timedelta(seconds=math.ceil(exc.retry_after_seconds) + 1)
+    at = ratelimit.next_second(wait.until)
     options = JOB_OPTIONS[tasks.analyze_and_maybe_report]
-    job = get_queue(options.queue).enqueue_in(delay, tasks.analyze_and_maybe_report, account_id, source,
+    job = get_queue(options.queue).enqueue_at(at, tasks.analyze_and_maybe_report, account_id, source,
                                               **options.enqueue_kwargs())
-    log.info("rate_limited_rescheduled", account_id=account_id, delay_seconds=delay.total_seconds(), job_id=job.id)
+    log.info("rate_limited_rescheduled", account_id=account_id, retry_at=at.isoformat(), job_id=job.id)
     return {"outcome": "rate_limited", "account_id": account_id, "retry_job_id": job.id,
-            "retry_after_seconds": delay.total_seconds(), "reset_at": exc.reset_at.isoformat()}
+            "retry_at": at.isoformat(), "reset_at": wait.reset_at.isoformat()}
