@@ -4,7 +4,7 @@ Mastodon allows 300 requests per 5 minutes per token (1 per second). The simulat
 rate in a scaled window (LIMIT per PERIOD seconds, the same 1 request per second) so a run sees
 the budget run out and reset more than once within a couple of minutes. A real forking worker
 drains the poll and the analysis jobs it creates; a 429 must lead to a rescheduled analysis
-after the reset (`flows._retry_after_reset`), never to a lost account. The baseline is the
+after the reset (`flows._retry_later and the shared rate-limit gate (moderation/ratelimit.py)`), never to a lost account. The baseline is the
 budget itself: how many accounts per minute the rate limit permits, after the poll's own pages.
 """
 
