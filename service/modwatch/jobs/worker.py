@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import socket
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import redis
 import structlog
@@ -28,6 +29,14 @@ HEALTHY_HEARTBEAT_SECONDS = 60
 
 class ModwatchWorker(JobMetricsWorkerMixin, TracingWorkerMixin, Worker):
     queue_class = ModwatchQueue
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        # Everything the worker built while starting (modules, settings, clients) moves to the
+        # collector's permanent generation. A work horse's collections would otherwise walk all of
+        # it, writing to every object and so copying the whole heap from the worker, page by page.
+        gc.collect()
+        gc.freeze()
+        return super().work(*args, **kwargs)
 
 
 class ModwatchSimpleWorker(JobMetricsWorkerMixin, TracingWorkerMixin, SimpleWorker):

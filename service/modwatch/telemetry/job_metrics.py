@@ -2,13 +2,18 @@
 
 RQ's forking Worker runs each job in a work horse that ends with os._exit, so whatever the job
 records (Mastodon calls, moderation counters, jobs it enqueues) would die with it. The horse
-pushes the changes it made (`metrics.changes_since`) onto a Redis list named after its worker;
-the worker drains that list once the horse has exited and applies the changes to its own
-registry. A SimpleWorker runs the job in its own process, records directly and pushes nothing.
+pushes one report onto a Redis list named after its worker: how the attempt ended and its trace
+id (from the job as the horse left it), the metric changes it made (`metrics.changes_since`) and
+its finished spans (`tracing.take_held_spans`). The worker drains that list once the horse has
+exited, in one round trip, applies the changes to its own registry and exports the spans. Only
+when a horse died without reporting (killed, stopped) does the worker read the job from Redis to
+classify the attempt. A SimpleWorker runs the job in its own process: it records directly, from
+the job it holds, and pushes nothing.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from datetime import datetime, timezone
@@ -20,7 +25,7 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
 
-from modwatch.telemetry import metrics
+from modwatch.telemetry import metrics, tracing
 from modwatch.telemetry.job_traces import CREATED_KEY, EXECUTIONS_KEY
 
 log = structlog.get_logger(__name__)
@@ -28,6 +33,9 @@ log = structlog.get_logger(__name__)
 HORSE_CHANGES_KEY = "modwatch:metrics:horse:{worker}"
 # Only matters when a worker dies between its horse's push and its drain.
 HORSE_CHANGES_TTL = 3600
+# A horse's report: {"job_id", "outcome", "trace_id", "metrics": [metrics.Change], "spans": base64
+# of an OTLP ExportTraceServiceRequest, absent when there are none}.
+Report = dict[str, Any]
 
 
 def function_label(job: Job) -> str:
@@ -48,6 +56,18 @@ class EnqueueMetricsMixin:
         return job
 
 
+def classify(status: str | None, failure: str | None) -> str:
+    """An attempt's outcome from the job's status after it and, if it failed, its exception text."""
+    if status == JobStatus.FINISHED:
+        return "succeeded"
+    if status == JobStatus.STOPPED:
+        return "stopped"
+    if status == JobStatus.FAILED:
+        return "timed_out" if "JobTimeoutException" in (failure or "") else "failed"
+    # Queued, scheduled, deferred or already started again: it has another attempt coming.
+    return "retried"
+
+
 def outcome(job: Job) -> str:
     """How the attempt that just ended went, from the job as Redis has it now."""
     try:
@@ -56,18 +76,11 @@ def outcome(job: Job) -> str:
         # A failed job is kept for its failure_ttl; only a success with result_ttl=0 is gone at once.
         return "succeeded"
     status = job.get_status(refresh=False)
-    if status == JobStatus.FINISHED:
-        return "succeeded"
-    if status == JobStatus.STOPPED:
-        return "stopped"
+    failure = None
     if status == JobStatus.FAILED:
         result = job.latest_result()
-        timed_out = result is not None and result.type == Result.Type.FAILED and "JobTimeoutException" in (
-            result.exc_string or ""
-        )
-        return "timed_out" if timed_out else "failed"
-    # Queued, scheduled, deferred or already started again: it has another attempt coming.
-    return "retried"
+        failure = result.exc_string if result is not None and result.type == Result.Type.FAILED else None
+    return classify(status, failure)
 
 
 def trace_id(job: Job) -> str | None:
@@ -84,45 +97,76 @@ def _seconds_since(moment: datetime | None, until: float) -> float | None:
     return max(0.0, until - moment.timestamp())
 
 
-def push_changes(connection: redis.Redis, worker_name: str, changes: list[metrics.Change]) -> None:
+def push_report(connection: redis.Redis, worker_name: str, report: Report) -> None:
     key = HORSE_CHANGES_KEY.format(worker=worker_name)
     with connection.pipeline(transaction=False) as pipe:
-        pipe.rpush(key, json.dumps(changes))
+        pipe.rpush(key, json.dumps(report))
         pipe.expire(key, HORSE_CHANGES_TTL)
         pipe.execute()
 
 
-def drain_changes(connection: redis.Redis, worker_name: str) -> None:
-    """Apply every change list the worker's horses pushed."""
+def drain_reports(connection: redis.Redis, worker_name: str) -> list[Report]:
+    """Every report the worker's horses pushed, oldest first."""
     key = HORSE_CHANGES_KEY.format(worker=worker_name)
     with connection.pipeline() as pipe:
         pipe.lrange(key, 0, -1)
         pipe.delete(key)
         pushed, _ = pipe.execute()
-    for item in pushed:
-        metrics.apply_changes(json.loads(item))
+    return [json.loads(item) for item in pushed]
+
+
+def apply_report(report: Report) -> None:
+    metrics.apply_changes(report["metrics"])
+    if "spans" in report:
+        tracing.export_handed_over(base64.b64decode(report["spans"]))
 
 
 class JobMetricsWorkerMixin:
     """Mixed into the worker classes: one outcome, wait and run time per attempt, in the main process."""
 
+    # The attempt as the process that ran it saw it: its exception text, and in a SimpleWorker its report.
+    _attempt_failure: str | None = None
+    _attempt_report: Report | None = None
+
     def fork_work_horse(self, job: Job, queue: Any) -> None:
         with metrics.FORK_LOCK:
             super().fork_work_horse(job, queue)  # type: ignore[misc]
 
+    def handle_job_failure(self, job: Job, queue: Any, started_job_registry: Any = None, exc_string: str = "") -> None:
+        self._attempt_failure = exc_string
+        super().handle_job_failure(job, queue, started_job_registry=started_job_registry, exc_string=exc_string)  # type: ignore[misc]
+
     def perform_job(self, job: Job, queue: Any) -> bool:
+        self._attempt_failure = None
         if not self.is_horse:  # type: ignore[attr-defined]
-            return super().perform_job(job, queue)  # type: ignore[misc]
+            try:
+                return super().perform_job(job, queue)  # type: ignore[misc]
+            finally:
+                self._attempt_report = self.report(job)
         before = metrics.snapshot()
+        tracing.hold_spans()
         try:
             return super().perform_job(job, queue)  # type: ignore[misc]
         finally:
             try:
-                push_changes(self.connection, self.name, metrics.changes_since(before))  # type: ignore[attr-defined]
-            except Exception:  # the job's result is already saved: losing its metrics must not fail it
+                report = self.report(job)
+                report["metrics"] = metrics.changes_since(before)
+                if spans := tracing.take_held_spans():
+                    report["spans"] = base64.b64encode(spans).decode()
+                push_report(self.connection, self.name, report)  # type: ignore[attr-defined]
+            except Exception:  # the job's result is already saved: losing its telemetry must not fail it
                 log.warning("horse_metrics_lost", job_id=job.id, exc_info=True)
 
+    def report(self, job: Job) -> Report:
+        """The attempt that just ended, from the job this process ran it with."""
+        return {
+            "job_id": job.id,
+            "outcome": classify(job.get_status(refresh=False), self._attempt_failure),
+            "trace_id": trace_id(job),
+        }
+
     def execute_job(self, job: Job, queue: Any) -> None:
+        self._attempt_report = None
         enqueued_at = job.enqueued_at
         started = time.time()
         started_clock = time.perf_counter()
@@ -134,11 +178,23 @@ class JobMetricsWorkerMixin:
             except Exception:  # a metrics failure must never stop the worker
                 log.warning("job_metrics_lost", job_id=job.id, exc_info=True)
 
+    def horse_report(self, job: Job) -> Report | None:
+        """Apply every report the worker's horses pushed; the one of `job`'s attempt, if its horse made one."""
+        found = None
+        for report in drain_reports(self.connection, self.name):  # type: ignore[attr-defined]
+            apply_report(report)
+            if report["job_id"] == job.id:
+                found = report
+        return found
+
     def record_attempt(self, job: Job, enqueued_at: datetime | None, started: float, duration: float) -> None:
-        drain_changes(self.connection, self.name)  # type: ignore[attr-defined]
+        report = self._attempt_report or self.horse_report(job)
+        if report is not None:
+            ended, trace = report["outcome"], report["trace_id"]
+        else:  # the horse died without reporting (killed, stopped): ask Redis
+            ended, trace = outcome(job), trace_id(job)
         labels = {"queue": job.origin, "function": function_label(job)}
-        ended = outcome(job)
-        exemplar = {"trace_id": trace} if (trace := trace_id(job)) else None
+        exemplar = {"trace_id": trace} if trace else None
         metrics.JOBS_FINISHED.labels(**labels, outcome=ended).inc()
         metrics.JOB_DURATION.labels(**labels, outcome=ended).observe(duration, exemplar)
         # enqueued_at is when the job was put on the queue, or moved there once due (RQ resets it).

@@ -66,54 +66,65 @@ TYPES: dict[str, str] = {name: metric.describe()[0].type for name, metric in DEF
 # Metric changes made in a forked work horse die with it (RQ ends the horse with os._exit). The
 # horse takes a snapshot before the job, sends the difference to its parent worker after it, and
 # the parent applies it to its own registry, which is the one /metrics serves.
-Snapshot = dict[tuple[str, tuple[tuple[str, str], ...]], list[float]]
-# [metric name, labels, values]: a counter's increase, a gauge's new value, or a histogram's
-# cumulative bucket increases followed by the increase of its sum.
+# (metric name, label values) -> values: a counter's or gauge's value, or a histogram's bucket
+# counts (not cumulative) followed by its sum.
+Snapshot = dict[tuple[str, tuple[str, ...]], list[float]]
+# [metric name, label values, values]: a counter's increase, a gauge's new value, or the increases
+# of a histogram's bucket counts and sum.
 Change = list[Any]
 
 
+def _series(metric: Any) -> Iterable[tuple[tuple[str, ...], Any]]:
+    if not metric._labelnames:
+        return [((), metric)]
+    with metric._lock:
+        return list(metric._metrics.items())
+
+
+def _values(kind: str, series: Any) -> list[float]:
+    # Read from prometheus_client's value holders: collect() would build every sample object, and
+    # the horse snapshots twice per job.
+    if kind == "histogram":
+        return [bucket.get() for bucket in series._buckets] + [series._sum.get()]
+    return [series._value.get()]
+
+
 def snapshot() -> Snapshot:
-    values: Snapshot = {}
-    for name, metric in DEFINED.items():
-        for family in metric.collect():
-            for sample in family.samples:
-                if sample.name.endswith(("_created", "_count")):
-                    continue
-                labels = tuple(sorted((key, value) for key, value in sample.labels.items() if key != "le"))
-                values.setdefault((name, labels), []).append(sample.value)
-    return values
+    return {
+        (name, label_values): _values(TYPES[name], series)
+        for name, metric in DEFINED.items()
+        for label_values, series in _series(metric)
+    }
 
 
 def changes_since(before: Snapshot) -> list[Change]:
     changes = []
-    for (name, labels), values in snapshot().items():
-        old = before.get((name, labels))
+    for (name, label_values), values in snapshot().items():
+        old = before.get((name, label_values))
         if TYPES[name] == "gauge":
             if values != old:
-                changes.append([name, dict(labels), values])
+                changes.append([name, list(label_values), values])
             continue
         increase = [new - previous for new, previous in zip(values, old or [0.0] * len(values))]
         if any(increase):
-            changes.append([name, dict(labels), increase])
+            changes.append([name, list(label_values), increase])
     return changes
 
 
 def apply_changes(changes: Iterable[Change]) -> None:
-    for name, labels, values in changes:
+    for name, label_values, values in changes:
         metric = DEFINED[name]
-        child = metric.labels(**labels) if labels else metric
+        series = metric.labels(*label_values) if label_values else metric
         if TYPES[name] == "counter":
-            child.inc(values[0])
+            series.inc(values[0])
         elif TYPES[name] == "gauge":
-            child.set(values[0])
+            series.set(values[0])
         else:
             # prometheus_client has no public way to add bucket counts, only single observations.
-            *cumulative, total = values
-            below = 0.0
-            for bucket, count in zip(child._buckets, cumulative):
-                bucket.inc(count - below)
-                below = count
-            child._sum.inc(total)
+            *counts, total = values
+            for bucket, count in zip(series._buckets, counts):
+                bucket.inc(count)
+            series._sum.inc(total)
 
 
 # Held while /metrics reads the metrics and while the worker forks: a fork in the middle of a

@@ -25,6 +25,7 @@ import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
+from rq.job import Job
 
 from modwatch.telemetry.job_traces import (
     CONTEXT_KEY,
@@ -35,11 +36,8 @@ from modwatch.telemetry.job_traces import (
 )
 from modwatch.telemetry.request_context import current_request_id
 from modwatch.telemetry.trace_ids import current_trace_id
-from modwatch.telemetry.tracing import flush
 
 tracer = trace.get_tracer("modwatch.rq")
-# The work horse ends with os._exit: its spans are exported before, within this budget.
-HORSE_FLUSH_SECONDS = 1.0
 # rq-scheduler keeps a recurring job's schedule in these meta keys.
 RECURRING_META_KEYS = ("interval", "cron_string")
 
@@ -136,8 +134,24 @@ class TracingSchedulerMixin:
             return super().schedule(scheduled_time, func, *args, **kwargs)
 
 
+class TracedJob(Job):
+    """The worker's job class: starting an execution also saves `meta`, where the worker has just
+    recorded the attempt's trace id, in the same pipeline as RQ's own bookkeeping."""
+
+    def prepare_for_execution(self, worker_name: str, pipeline: Any) -> None:
+        super().prepare_for_execution(worker_name, pipeline)
+        pipeline.hset(self.key, "meta", self.serializer.dumps(self.meta))
+
+
 class TracingWorkerMixin:
-    """Mixed into the worker classes: one `process <queue>` span per attempt, in the work horse."""
+    """Mixed into the worker classes: one `process <queue>` span per attempt, in the work horse.
+
+    The worker's `job_class` must be `TracedJob`, which saves the recorded trace id. A work horse's
+    spans reach the exporter through its worker (`tracing.SpanRelay`; `JobMetricsWorkerMixin` hands
+    them over with the horse's metrics).
+    """
+
+    job_class = TracedJob
 
     def perform_job(self, job: Any, queue: Any) -> bool:
         parent, _ = _span_context(job.meta.get(CONTEXT_KEY))
@@ -146,21 +160,17 @@ class TracingWorkerMixin:
         if job.enqueued_at is not None:
             enqueued_at = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=timezone.utc)
             attributes["messaging.rq.wait_seconds"] = max(0.0, time.time() - enqueued_at.timestamp())
-        try:
-            # The job's own exceptions never get here: RQ catches them and calls handle_exception.
-            with tracer.start_as_current_span(
-                f"process {queue.name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
-            ) as span, structlog.contextvars.bound_contextvars(
-                job_id=job.id, queue=queue.name, request_id=job.meta.get(REQUEST_ID_KEY)
-            ):
-                trace_id = current_trace_id()
-                if trace_id:  # none when the SDK is disabled
-                    span.set_attribute("messaging.rq.attempt", record_execution(job, trace_id))
-                    job.save_meta()
-                return super().perform_job(job, queue)
-        finally:
-            if self.is_horse:  # type: ignore[attr-defined]
-                flush(HORSE_FLUSH_SECONDS)
+        # The job's own exceptions never get here: RQ catches them and calls handle_exception.
+        with tracer.start_as_current_span(
+            f"process {queue.name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+        ) as span, structlog.contextvars.bound_contextvars(
+            job_id=job.id, queue=queue.name, request_id=job.meta.get(REQUEST_ID_KEY)
+        ):
+            trace_id = current_trace_id()
+            if trace_id:  # none when the SDK is disabled
+                # Saved with RQ's start of execution (TracedJob.prepare_for_execution).
+                span.set_attribute("messaging.rq.attempt", record_execution(job, trace_id))
+            return super().perform_job(job, queue)
 
     def handle_exception(self, job: Any, *exc_info: Any) -> Any:
         # Called by RQ inside perform_job, while the attempt's span is current.

@@ -6,18 +6,29 @@ answers even without a collector. Spans leave the process only when an OTLP endp
 with a short export timeout, so a slow or missing collector never holds up a request or a job.
 The standard `OTEL_*` variables keep their meaning (sampler, service name, resource attributes,
 headers, batch sizes); `OTEL_SDK_DISABLED=true` leaves the no-op provider in place.
+
+A forking worker's work horse does not export: it ends with os._exit, so it hands its finished
+spans, OTLP-encoded, to its worker (`hold_spans`, `take_held_spans`), which exports them with its
+own (`export_handed_over`). See `SpanRelay`.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import SpanFlags
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
 from modwatch import __version__
 
@@ -44,20 +55,203 @@ def build_resource(process: str) -> Resource:
     )
 
 
+# How long shutdown waits for an export in flight, as the SDK's batch processor does.
+SHUTDOWN_SECONDS = 30.0
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+class SpanRelay(SpanProcessor):
+    """Exports finished spans in batches from a background thread; in a work horse, holds them.
+
+    Used instead of the SDK's BatchSpanProcessor, which starts a new export thread in every forked
+    child: a forking worker would pay for that thread in each work horse (milliseconds per job).
+    This thread starts with the first span a process exports, so a horse, which never exports,
+    never has one. A horse ends with os._exit, so it holds its finished spans and hands them,
+    OTLP-encoded, to its worker in the one Redis push it makes anyway (`take`); the worker queues
+    the encodings as they are (`export_encoded`) and decodes them in its export thread, so spans
+    of many jobs leave in one request. The OTEL_BSP_* variables keep their meaning.
+    """
+
+    def __init__(self, exporter: SpanExporter, resource: Resource) -> None:
+        self.exporter = exporter
+        self.resource = resource
+        self.delay = _env_int("OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
+        self.batch_size = _env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)
+        self.spans: deque[ReadableSpan] = deque(maxlen=_env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048))
+        self.encoded: deque[bytes] = deque(maxlen=self.spans.maxlen)
+        self.held: list[ReadableSpan] | None = None
+        self.pid: int | None = None  # the process whose export thread runs
+        self.stopped = False
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if not span.context.trace_flags.sampled:
+            return
+        if self.held is not None:
+            if len(self.held) < self.spans.maxlen:
+                self.held.append(span)
+            return
+        self._start()
+        self.spans.append(span)
+        if len(self.spans) >= self.batch_size:
+            self.wake.set()
+
+    def export_encoded(self, encoded: bytes) -> None:
+        self._start()
+        self.encoded.append(encoded)
+
+    def take(self) -> bytes | None:
+        """The spans held so far as a serialized ExportTraceServiceRequest; None when there are none."""
+        spans, self.held = self.held, []
+        return encode_spans(spans).SerializeToString() if spans else None
+
+    def _start(self) -> None:
+        if self.pid == os.getpid() or self.stopped:
+            return
+        # First export in this process: what a forked child inherited belongs to its parent.
+        self.pid = os.getpid()
+        self.spans.clear()
+        self.encoded.clear()
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="otel-export", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped:
+            self.wake.wait(self.delay)
+            self.wake.clear()
+            self._export()
+
+    def _export(self) -> None:
+        with self.lock:
+            spans = []
+            while self.encoded:
+                spans.extend(decode_spans(self.encoded.popleft(), self.resource))
+            while self.spans:
+                spans.append(self.spans.popleft())
+            for start in range(0, len(spans), self.batch_size):
+                try:
+                    self.exporter.export(spans[start:start + self.batch_size])
+                except Exception:  # the exporter logs its own failures; never kill the thread
+                    pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        if self.pid == os.getpid():
+            self._export()
+        return True
+
+    def shutdown(self) -> None:
+        if self.pid == os.getpid() and not self.stopped:
+            self.stopped = True
+            self.wake.set()
+            self.thread.join(SHUTDOWN_SECONDS)
+            self._export()
+        self.stopped = True
+        self.exporter.shutdown()
+
+
+class ModwatchTracerProvider(TracerProvider):
+    """The SDK provider, with its exporting processor at hand (None when nothing is exported)."""
+
+    relay: SpanRelay | None = None
+
+
+def _relay() -> SpanRelay | None:
+    return getattr(trace.get_tracer_provider(), "relay", None)
+
+
+def hold_spans() -> None:
+    """In a work horse: keep finished spans for `take_held_spans` instead of exporting them."""
+    if relay := _relay():
+        relay.held = []
+
+
+def take_held_spans() -> bytes | None:
+    """The spans held since `hold_spans`, OTLP-encoded, for the worker's `export_handed_over`."""
+    relay = _relay()
+    return relay.take() if relay is not None and relay.held is not None else None
+
+
+def export_handed_over(encoded: bytes) -> None:
+    """Export spans a work horse handed over (see SpanRelay)."""
+    if relay := _relay():
+        relay.export_encoded(encoded)
+
+
+def _value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind == "array_value":
+        return tuple(_value(item) for item in value.array_value.values)
+    if kind == "kvlist_value":
+        return {item.key: _value(item.value) for item in value.kvlist_value.values}
+    return getattr(value, kind) if kind else None
+
+
+def _attributes(key_values: Any) -> dict[str, Any]:
+    return {item.key: _value(item.value) for item in key_values}
+
+
+def _context(trace_id: bytes, span_id: bytes, flags: int, trace_state: str = "") -> SpanContext:
+    return SpanContext(
+        int.from_bytes(trace_id, "big"), int.from_bytes(span_id, "big"),
+        is_remote=bool(flags & SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK),
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),  # only sampled spans are held
+        trace_state=TraceState.from_header([trace_state]) if trace_state else None,
+    )
+
+
+def decode_spans(encoded: bytes, resource: Resource) -> list[ReadableSpan]:
+    """The spans of an ExportTraceServiceRequest, as the SDK's ReadableSpans of `resource`."""
+    request = ExportTraceServiceRequest.FromString(encoded)
+    spans = []
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            scope = InstrumentationScope(
+                scope_spans.scope.name, scope_spans.scope.version or None, scope_spans.schema_url or None,
+                _attributes(scope_spans.scope.attributes),
+            )
+            for span in scope_spans.spans:
+                own = _context(span.trace_id, span.span_id, 0, span.trace_state)
+                spans.append(ReadableSpan(
+                    name=span.name,
+                    context=own,
+                    parent=_context(span.trace_id, span.parent_span_id, span.flags) if span.parent_span_id else None,
+                    resource=resource,
+                    attributes=_attributes(span.attributes),
+                    events=[Event(event.name, _attributes(event.attributes), event.time_unix_nano)
+                            for event in span.events],
+                    links=[Link(_context(link.trace_id, link.span_id, link.flags), _attributes(link.attributes))
+                           for link in span.links],
+                    kind=SpanKind(span.kind - 1),  # OTLP numbers kinds from 1 (INTERNAL), the SDK from 0
+                    status=Status(StatusCode(span.status.code), span.status.message or None),
+                    start_time=span.start_time_unix_nano,
+                    end_time=span.end_time_unix_nano,
+                    instrumentation_scope=scope,
+                ))
+    return spans
+
+
 def export_configured() -> bool:
     return any(os.environ.get(name) for name in ENDPOINT_VARIABLES) and (
         os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() != "none"
     )
 
 
-def build_provider(process: str) -> TracerProvider:
+def build_provider(process: str) -> ModwatchTracerProvider:
     """The provider for one process; the sampler comes from OTEL_TRACES_SAMPLER (default: parent-based, always on)."""
-    provider = TracerProvider(resource=build_resource(process))
+    provider = ModwatchTracerProvider(resource=build_resource(process))
     if export_configured():
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         timeout = None if any(os.environ.get(name) for name in TIMEOUT_VARIABLES) else EXPORT_TIMEOUT_SECONDS
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(timeout=timeout)))
+        provider.relay = SpanRelay(OTLPSpanExporter(timeout=timeout), provider.resource)
+        provider.add_span_processor(provider.relay)
     return provider
 
 
@@ -66,20 +260,6 @@ def configure(process: str) -> None:
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return
     trace.set_tracer_provider(build_provider(process))
-
-
-def flush(budget_seconds: float) -> None:
-    """Export finished spans now, waiting at most `budget_seconds`.
-
-    For processes that end with `os._exit` (RQ's work horse), where the batch processor never gets
-    to export. The flush runs in a thread so the budget holds whatever the exporter does.
-    """
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        return
-    flusher = threading.Thread(target=provider.force_flush, name="otel-flush", daemon=True)
-    flusher.start()
-    flusher.join(budget_seconds)
 
 
 def instrument_app(app: FastAPI) -> None:
