@@ -61,7 +61,8 @@ def messaging_attributes(operation_type: str, operation_name: str, queue_name: s
 
 
 def _span_context(carrier: dict[str, str] | None) -> tuple[otel_context.Context, trace.SpanContext]:
-    extracted = propagate.extract(carrier or {})
+    # A new job carries nothing: skip the propagators (a tenth of the cost of a send span).
+    extracted = propagate.extract(carrier) if carrier else otel_context.Context()
     return extracted, trace.get_current_span(extracted).get_span_context()
 
 
