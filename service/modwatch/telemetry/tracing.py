@@ -19,11 +19,8 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import SpanFlags
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -32,8 +29,13 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode,
 
 from modwatch import __version__
 
+log = structlog.get_logger(__name__)
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+# The OTLP encoder and protobuf classes are imported where used: only processes that export load them.
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 TIMEOUT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
@@ -87,6 +89,7 @@ class SpanRelay(SpanProcessor):
         self.encoded: deque[bytes] = deque(maxlen=self.spans.maxlen)
         self.held: list[ReadableSpan] | None = None
         self.pid: int | None = None  # the process whose export thread runs
+        self.starting = threading.Lock()
         self.stopped = False
 
     def on_end(self, span: ReadableSpan) -> None:
@@ -107,20 +110,25 @@ class SpanRelay(SpanProcessor):
 
     def take(self) -> bytes | None:
         """The spans held so far as a serialized ExportTraceServiceRequest; None when there are none."""
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
         spans, self.held = self.held, []
         return encode_spans(spans).SerializeToString() if spans else None
 
     def _start(self) -> None:
         if self.pid == os.getpid() or self.stopped:
             return
-        # First export in this process: what a forked child inherited belongs to its parent.
-        self.pid = os.getpid()
-        self.spans.clear()
-        self.encoded.clear()
-        self.lock = threading.Lock()
-        self.wake = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="otel-export", daemon=True)
-        self.thread.start()
+        with self.starting:
+            if self.pid == os.getpid():
+                return
+            # First export in this process: what a forked child inherited belongs to its parent.
+            self.spans.clear()
+            self.encoded.clear()
+            self.lock = threading.Lock()
+            self.wake = threading.Event()
+            self.thread = threading.Thread(target=self._run, name="otel-export", daemon=True)
+            self.thread.start()
+            self.pid = os.getpid()  # last: other threads use the above once they see it
 
     def _run(self) -> None:
         while not self.stopped:
@@ -132,14 +140,17 @@ class SpanRelay(SpanProcessor):
         with self.lock:
             spans = []
             while self.encoded:
-                spans.extend(decode_spans(self.encoded.popleft(), self.resource))
+                try:
+                    spans.extend(decode_spans(self.encoded.popleft(), self.resource))
+                except Exception:  # a horse's bad handover costs its spans, never the others
+                    log.warning("handed_over_spans_lost", exc_info=True)
             while self.spans:
                 spans.append(self.spans.popleft())
             for start in range(0, len(spans), self.batch_size):
                 try:
                     self.exporter.export(spans[start:start + self.batch_size])
-                except Exception:  # the exporter logs its own failures; never kill the thread
-                    pass
+                except Exception:  # never end the export thread
+                    log.warning("span_export_failed", exc_info=True)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         if self.pid == os.getpid():
@@ -198,6 +209,8 @@ def _attributes(key_values: Any) -> dict[str, Any]:
 
 
 def _context(trace_id: bytes, span_id: bytes, flags: int, trace_state: str = "") -> SpanContext:
+    from opentelemetry.proto.trace.v1.trace_pb2 import SpanFlags
+
     return SpanContext(
         int.from_bytes(trace_id, "big"), int.from_bytes(span_id, "big"),
         is_remote=bool(flags & SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK),
@@ -208,6 +221,8 @@ def _context(trace_id: bytes, span_id: bytes, flags: int, trace_state: str = "")
 
 def decode_spans(encoded: bytes, resource: Resource) -> list[ReadableSpan]:
     """The spans of an ExportTraceServiceRequest, as the SDK's ReadableSpans of `resource`."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
     request = ExportTraceServiceRequest.FromString(encoded)
     spans = []
     for resource_spans in request.resource_spans:
