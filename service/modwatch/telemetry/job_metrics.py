@@ -53,14 +53,14 @@ class EnqueueMetricsMixin:
 
     def enqueue_job(self, job: Job, *args: Any, **kwargs: Any) -> Job:
         job = super().enqueue_job(job, *args, **kwargs)  # type: ignore[misc]
-        enqueued_counter(self.name, job.func_name).inc()  # type: ignore[attr-defined]
+        enqueued_counter(self.name, function_label(job)).inc()  # type: ignore[attr-defined]
         return job
 
 
 @functools.lru_cache(maxsize=1024)
-def enqueued_counter(queue: str, func_name: str) -> Any:
-    """The enqueue counter's series: labels() validates its arguments on every call."""
-    return metrics.JOBS_ENQUEUED.labels(queue=queue, function=func_name.rsplit(".", 1)[-1])
+def enqueued_counter(queue: str, function: str) -> Any:
+    """The enqueue counter's series, kept: labels() validates its arguments on every call."""
+    return metrics.JOBS_ENQUEUED.labels(queue=queue, function=function)
 
 
 def classify(status: str | None, failure: str | None) -> str:
