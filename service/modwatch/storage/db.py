@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from modwatch.settings import get_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -70,6 +71,10 @@ def ping_database() -> None:
 
 
 def alembic_config(url: str | None = None) -> Config:
+    # Alembic is imported only where migrations run: every forked work horse copies what the
+    # worker imported, and Alembic is 11 MB of it.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", (url or get_settings().database_url).replace("%", "%%"))
@@ -77,6 +82,8 @@ def alembic_config(url: str | None = None) -> Config:
 
 
 def upgrade_database(url: str | None = None) -> None:
+    from alembic import command
+
     url = url or get_settings().database_url
     _ensure_sqlite_folder(url)
     command.upgrade(alembic_config(url), "head")
