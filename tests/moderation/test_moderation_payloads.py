@@ -124,3 +124,16 @@ def test_recorded_admin_reports_are_recognised(world):
     for report in reports:
         adopt(world, analysis.public_account(report["target_account"]))
         assert tasks.process_new_report(report)["outcome"] == "analysed"
+
+
+def test_a_poll_adds_no_analysis_for_an_account_waiting_for_a_rate_limit_slot(world):
+    from modwatch.connection import get_redis
+
+    items = [item for body in cassette_bodies("test_admin_accounts_v2.yaml")
+             for item in (body if isinstance(body, list) else [body]) if "account" in item]
+    waiting = str(items[0]["id"])
+    get_redis().set(polling.DEFERRED_KEY.format(account_id=waiting), "analyze-later", ex=60)
+    others = {str(item["id"]) for item in items} - {waiting}
+    assert polling.enqueue_changed(items, "poll_local") == len(others)
+    assert flows.decide(items[0], [], "poll_local", None, world.settings)["outcome"] == "analysed"  # it ran
+    assert not get_redis().exists(polling.DEFERRED_KEY.format(account_id=waiting))

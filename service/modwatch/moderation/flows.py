@@ -124,6 +124,7 @@ def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str,
     """Score, record, and report when the score reaches the threshold."""
     scored = analysis.score(account, statuses, settings, runtime.current(settings))
     analysis.record(scored, source)
+    get_redis().delete(polling.DEFERRED_KEY.format(account_id=scored.account.get("id")))
     result: dict[str, Any] = {
         "outcome": "analysed",
         "account_id": str(scored.account.get("id")),
@@ -161,6 +162,9 @@ def _guarded(account_id: str, source: str, client: MastodonClient,
         ratelimit.observe(client.ratelimit)
 
 
+DEFERRED_MARGIN_SECONDS = 300
+
+
 def _retry_later(account_id: str, source: str, wait: ratelimit.Wait) -> dict[str, Any]:
     """A fresh analysis at the slot the gate gave: its statuses are fetched anew then."""
     from modwatch.jobs import tasks
@@ -171,6 +175,9 @@ def _retry_later(account_id: str, source: str, wait: ratelimit.Wait) -> dict[str
     options = JOB_OPTIONS[tasks.analyze_and_maybe_report]
     job = get_queue(options.queue).enqueue_at(at, tasks.analyze_and_maybe_report, account_id, source,
                                               **options.enqueue_kwargs())
+    # Until a little after the slot: a poll meanwhile sees the account is already taken care of.
+    get_redis().set(polling.DEFERRED_KEY.format(account_id=account_id), job.id,
+                    exat=int(at.timestamp()) + DEFERRED_MARGIN_SECONDS)
     log.info("rate_limited_rescheduled", account_id=account_id, retry_at=at.isoformat(), job_id=job.id)
     return {"outcome": "rate_limited", "account_id": account_id, "retry_job_id": job.id,
             "retry_at": at.isoformat(), "reset_at": wait.reset_at.isoformat()}

@@ -30,6 +30,8 @@ from modwatch.storage.models import PollCursor
 
 PAGE_LIMIT = 100  # Mastodon's default page for admin accounts
 PENDING = {"queued", "started", "scheduled", "deferred"}
+# Set while an analysis waits for a rate-limit slot (flows._retry_later): a poll adds no second one.
+DEFERRED_KEY = "modwatch:analysis:deferred:{account_id}"
 
 
 def source_of(origin: str) -> str:
@@ -111,10 +113,15 @@ def enqueue_changed(items: list[dict[str, Any]], source: str) -> int:
         account = analysis.public_account(item)
         if seen.get(str(item["id"])) != (account.get("statuses_count"), account.get("last_status_at")):
             changed[analysis_job_id(item)] = str(item["id"])
-    existing = Job.fetch_many(list(changed), connection=get_redis()) if changed else []
+    connection = get_redis()
+    existing = Job.fetch_many(list(changed), connection=connection) if changed else []
+    with connection.pipeline(transaction=False) as pipe:
+        for account_id in changed.values():
+            pipe.exists(DEFERRED_KEY.format(account_id=account_id))
+        deferred = pipe.execute() if changed else []
     count = 0
-    for (job_id, account_id), job in zip(changed.items(), existing):
-        if job is not None and job.get_status(refresh=False) in PENDING:
+    for (job_id, account_id), job, waiting in zip(changed.items(), existing, deferred):
+        if waiting or (job is not None and job.get_status(refresh=False) in PENDING):
             continue
         enqueue(tasks.analyze_and_maybe_report, account_id, source, job_id=job_id)
         count += 1
