@@ -30,6 +30,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="modwatch",
         version=__version__,
         description="Moderation sidecar for Mastodon: signed webhooks, job control and moderation API.",
+        # Spans come from the OpenTelemetry instrumentation (`instrument_app`); FastAPI's own
+        # telemetry stands aside when it sees it, but would still wrap every request to find out.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings or get_settings()
     app.include_router(health.router)

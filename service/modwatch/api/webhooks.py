@@ -135,9 +135,11 @@ def mastodon_events(request: Request, settings: Settings = Depends(settings_depe
     outcome = "duplicate" if enqueued.duplicate else "accepted"
     WEBHOOK_DELIVERIES.labels(event=event, outcome=outcome).inc()
     log.info("webhook_accepted", webhook_event=event, outcome=outcome, job_id=enqueued.job_id)
-    return WebhookAccepted(
+    # Built as the documented model, rendered without FastAPI validating it a second time.
+    accepted = WebhookAccepted(
         status="duplicate" if enqueued.duplicate else "queued",
         event=envelope.event,
         job_id=enqueued.job_id,
         trace_id=current_trace_id(),
     )
+    return JSONResponse(accepted.model_dump(), status_code=202)

@@ -21,7 +21,13 @@ _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _URL_SECRETS = re.compile(r"((?:access_token|client_secret|code|token)=)[^&\s\"']+|(//[^/\s:@]+:)[^/\s@]+(@)", re.IGNORECASE)
 
 
+# Every pattern above needs one of these characters; most values (ids, names, events) have none.
+_MAY_HOLD_SECRET = re.compile(r"[\s=@]")
+
+
 def _redact_text(value: str) -> str:
+    if not _MAY_HOLD_SECRET.search(value):
+        return value
     value = _BEARER.sub(r"\1[redacted]", value)
     return _URL_SECRETS.sub(lambda m: f"{m.group(1)}[redacted]" if m.group(1) else f"{m.group(2)}[redacted]{m.group(3)}", value)
 
