@@ -134,3 +134,13 @@ def test_workers_lists_a_running_worker(client, auth):
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def test_offsets_past_any_listing_are_refused_not_a_500(client, auth):
+    huge = {"queue": "webhooks", "offset": 2**70}
+    assert client.get("/jobs/jobs", params=huge, headers=auth).status_code == 422
+    far = client.get("/jobs/jobs", params={"queue": "webhooks", "offset": 10**12, "limit": 500}, headers=auth)
+    assert far.status_code == 200 and far.json()["jobs"] == []
+    for path in ("/moderation/reports", "/moderation/domains"):
+        assert client.get(path, params={"offset": 2**64}, headers=auth).status_code == 422
+        assert client.get(path, params={"offset": 10**12}, headers=auth).status_code == 200

@@ -9,6 +9,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from modwatch.settings import Settings, get_settings
 
+# Pagination offsets far past any real listing, yet with room to add a page size without
+# overflowing the 64-bit integers SQL and Redis take.
+MAX_OFFSET = 10**12
+
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The API key (API_KEY).")
 _bearer = HTTPBearer(auto_error=False, description="The API key as a bearer token.")
 

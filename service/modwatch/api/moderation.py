@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 
-from modwatch.api.deps import require_api_key, settings_dependency
+from modwatch.api.deps import MAX_OFFSET, require_api_key, settings_dependency
 from modwatch.moderation import analysis, runtime
 from modwatch.moderation.engine import RulesError
 from modwatch.settings import Settings
@@ -72,7 +72,7 @@ def analysis_view(row: AccountAnalysis) -> dict[str, Any]:
 @router.get("/reports")
 def list_reports(
     state: ReportState | None = Query(None, description="Only reports in this state"),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
     """Report decisions, newest first."""
@@ -107,7 +107,7 @@ def get_account(account_id: str = Path(pattern=r"^[0-9]{1,20}$")) -> dict[str, A
 
 
 @router.get("/domains")
-def list_domains(offset: int = Query(0, ge=0), limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
+def list_domains(offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
     """Remote domains by number of accounts that crossed the report threshold, worst first."""
     with session_scope() as session:
         total = session.scalar(select(func.count()).select_from(DomainViolation))

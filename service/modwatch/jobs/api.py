@@ -18,7 +18,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.worker import Worker
 
-from modwatch.api.deps import require_api_key, settings_dependency
+from modwatch.api.deps import MAX_OFFSET, require_api_key, settings_dependency
 from modwatch.connection import get_redis
 from modwatch.jobs import scheduler
 from modwatch.jobs.enqueue import JOB_OPTIONS
@@ -135,7 +135,7 @@ def list_queues() -> list[dict[str, Any]]:
 def list_jobs(
     queue: str = Query(..., description=f"One of: {', '.join(PRIORITY)}"),
     status: StatusName = Query("queued"),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(50, ge=1, le=500),
 ) -> dict[str, Any]:
     """One page of jobs in a queue with a given status."""
