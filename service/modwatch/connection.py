@@ -12,24 +12,26 @@ import redis
 
 from modwatch.settings import get_settings
 
-_pool: redis.ConnectionPool | None = None
-_pool_pid: int | None = None
+_client: redis.Redis | None = None
+_client_pid: int | None = None
 
 
 def get_redis() -> redis.Redis:
-    global _pool, _pool_pid
-    if _pool is None or _pool_pid != os.getpid():
-        _pool = redis.ConnectionPool.from_url(
+    """The process's client; building one per call costs more than most commands it sends."""
+    global _client, _client_pid
+    if _client is None or _client_pid != os.getpid():
+        pool = redis.ConnectionPool.from_url(
             get_settings().effective_redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=30
         )
-        _pool_pid = os.getpid()
-    return redis.Redis(connection_pool=_pool)
+        _client = redis.Redis(connection_pool=pool)
+        _client_pid = os.getpid()
+    return _client
 
 
 def reset_pool() -> None:
-    """Forget the pool (tests, and after settings change)."""
-    global _pool, _pool_pid
-    if _pool is not None:
-        _pool.disconnect()
-    _pool = None
-    _pool_pid = None
+    """Forget the client and its pool (tests, and after settings change)."""
+    global _client, _client_pid
+    if _client is not None:
+        _client.connection_pool.disconnect()
+    _client = None
+    _client_pid = None
