@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import pytest
-import redis
 
-from core.support import API_KEY, REDIS_URL, WEBHOOK_SECRET, reset_caches
+from isolation import reset_caches
+from core.support import API_KEY, REDIS_URL, WEBHOOK_SECRET
 from modwatch.storage.db import upgrade_database
 
 
 @pytest.fixture
-def core_env(monkeypatch, tmp_path):
-    env = {
-        "REDIS_URL": REDIS_URL,
-        "API_KEY": API_KEY,
-        "WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/modwatch.db",
-        "METRICS_PORT": "0",
-        "LOG_FORMAT": "json",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("INSTANCE_BASE", "MASTODON_ACCESS_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    reset_caches()
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
+def core_env(modwatch_env):
+    env = modwatch_env(REDIS_URL, API_KEY=API_KEY, WEBHOOK_SECRET=WEBHOOK_SECRET)
     upgrade_database()
-    yield env
-    client.flushdb()
-    reset_caches()
+    return env
 
 
 @pytest.fixture

@@ -7,22 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from modwatch import connection
-from modwatch.settings import get_settings
-from modwatch.storage import db
-
 REDIS_DB = 1
 REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
 API_KEY = "core-test-api-key"
 WEBHOOK_SECRET = "0123456789abcdef0123456789abcdef01234567"  # the shared recordings' test-only secret
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", REPO.parent / "shared"))
-
-
-def reset_caches() -> None:
-    get_settings.cache_clear()
-    connection.reset_pool()
-    db.dispose_engine()
 
 
 def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:

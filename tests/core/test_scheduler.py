@@ -4,7 +4,8 @@ import time
 
 import redis
 
-from core.support import REDIS_URL, reset_caches, subprocess_env
+from isolation import reset_caches
+from core.support import REDIS_URL, subprocess_env
 from modwatch.jobs import scheduler as sched
 from modwatch.jobs import tasks
 from modwatch.settings import get_settings

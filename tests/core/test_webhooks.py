@@ -6,7 +6,8 @@ import pytest
 import redis
 from rq.job import Job
 
-from core.support import REDIS_URL, SHARED, WEBHOOK_SECRET, reset_caches, run_worker_burst
+from isolation import reset_caches
+from core.support import REDIS_URL, SHARED, WEBHOOK_SECRET, run_worker_burst
 
 URL = "/webhooks/mastodon_events"
 WEBHOOKS = SHARED / "mastodon" / "webhooks"

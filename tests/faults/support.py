@@ -15,9 +15,6 @@ from typing import Callable
 
 import redis
 
-from modwatch import connection
-from modwatch.settings import get_settings
-from modwatch.storage import db
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
 API_KEY = "faults-api-key-7c1e"
@@ -25,12 +22,6 @@ WEBHOOK_SECRET = "faults-webhook-secret-93ab"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", REPO.parent / "shared"))
-
-
-def reset_caches() -> None:
-    get_settings.cache_clear()
-    connection.reset_pool()
-    db.dispose_engine()
 
 
 def free_port() -> int:

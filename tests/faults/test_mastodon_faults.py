@@ -20,7 +20,8 @@ import requests
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
-from faults.support import modwatch, reset_caches, stop, wait_for
+from faults.support import modwatch, stop, wait_for
+from isolation import reset_caches
 from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import enqueue
 from modwatch.jobs.queues import MODERATION, get_queue

@@ -13,37 +13,14 @@ from pathlib import Path
 import pytest
 import redis
 
-from modwatch import connection
-from modwatch.settings import get_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/4"
 HERE = Path(__file__).resolve().parent
 
 
-def reset_caches() -> None:
-    get_settings.cache_clear()
-    connection.reset_pool()
-
-
 @pytest.fixture
-def metrics_env(monkeypatch, tmp_path):
-    env = {
-        "REDIS_URL": REDIS_URL,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/modwatch.db",
-        "METRICS_PORT": "0",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "WARNING",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("PANIC_STOP", "DRY_RUN", "OTEL_EXPORTER_OTLP_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    reset_caches()
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield env
-    client.flushdb()
-    reset_caches()
+def metrics_env(modwatch_env):
+    return modwatch_env(REDIS_URL, LOG_LEVEL="WARNING")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def api(metrics_env, monkeypatch):
 
     monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
     monkeypatch.setenv("API_KEY", "metrics-test-api-key")
-    from conftest import reset_caches
+    from isolation import reset_caches
 
     reset_caches()
     with TestClient(create_app(), raise_server_exceptions=False) as client:

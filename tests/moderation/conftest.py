@@ -87,8 +87,8 @@ class World:
 
     def add_account(self, username: str, texts: list[str], domain: str | None = None, note: str = "") -> str:
         account = self.sim_post("accounts", {"username": username, "domain": domain, "note": note})
-        for text in texts:
-            self.sim_post("statuses", {"account_id": account["id"], "text": text})
+        for body in texts:
+            self.sim_post("statuses", {"account_id": account["id"], "text": body})
         return account["id"]
 
     def add_spammer(self, username: str = "deals", domain: str | None = "spam.example") -> str:

@@ -3,7 +3,7 @@
 import pytest
 from structlog.testing import capture_logs
 
-from modwatch.moderation.engine import RulesError, load_rules
+from modwatch.moderation.engine import RulesError
 
 # Passes the probe (its texts never contain a `z`, so the lookahead fails at once) but backtracks
 # cubically on a long run of `a` followed by `z`.

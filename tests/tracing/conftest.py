@@ -12,9 +12,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from modwatch import connection
-from modwatch.settings import get_settings
-from modwatch.storage import db
 
 REDIS_URL = "redis://127.0.0.1:6379/3"
 API_KEY = "tracing-test-api-key"
@@ -47,12 +44,6 @@ def _install_exporter() -> None:
 _install_exporter()
 
 
-def reset_caches() -> None:
-    get_settings.cache_clear()
-    connection.reset_pool()
-    db.dispose_engine()
-
-
 @pytest.fixture
 def spans():
     _exporter.clear()
@@ -63,26 +54,8 @@ def spans():
 
 
 @pytest.fixture
-def tracing_env(monkeypatch, tmp_path):
-    env = {
-        "REDIS_URL": REDIS_URL,
-        "API_KEY": API_KEY,
-        "WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/modwatch.db",
-        "METRICS_PORT": "0",
-        "LOG_FORMAT": "json",
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    for name in ("INSTANCE_BASE", "MASTODON_ACCESS_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT",
-                 "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME", "OTEL_TRACES_SAMPLER"):
-        monkeypatch.delenv(name, raising=False)
-    reset_caches()
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield env
-    client.flushdb()
-    reset_caches()
+def tracing_env(modwatch_env):
+    return modwatch_env(REDIS_URL, API_KEY=API_KEY, WEBHOOK_SECRET=WEBHOOK_SECRET)
 
 
 @pytest.fixture

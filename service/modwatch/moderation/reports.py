@@ -12,7 +12,6 @@ Dry run rows have their own slot in the unique key, so a dry run never blocks th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import structlog
