@@ -68,7 +68,10 @@ def closed_loop(url: str, bodies: list[tuple[bytes, str]], threads: int, seconds
         latencies, statuses = [], Counter()
         with httpx.Client(timeout=30) as client:
             while time.perf_counter() < stop_at:
-                body, signature = bodies[next(taken)]
+                index = next(taken)
+                if index >= len(bodies):  # a faster server than the bodies were made for
+                    break
+                body, signature = bodies[index]
                 started = time.perf_counter()
                 statuses[_post(client, url, body, signature)] += 1
                 latencies.append(time.perf_counter() - started)
