@@ -46,9 +46,7 @@ def poll_accounts(origin: str) -> dict[str, Any]:
         ratelimit.exhausted(client.ratelimit, exc.reset_at)
         return {"outcome": "rate_limited", "origin": origin, "reset_at": exc.reset_at.isoformat()}
     except ForbiddenError as exc:
-        reason = f"missing scope {exc.missing_scope or 'unknown'}: {exc}"
-        reports.audit("forbidden", None, source, reason=reason)
-        return {"outcome": "forbidden", "origin": origin, "reason": reason}
+        return {**_forbidden(exc, None, source), "origin": origin}
     finally:
         ratelimit.observe(client.ratelimit)
     if resumed:
@@ -155,11 +153,16 @@ def _guarded(account_id: str, source: str, client: MastodonClient,
         reports.audit("gone", account_id, source, reason=str(exc))
         return {"outcome": "gone", "account_id": account_id, "reason": str(exc)}
     except ForbiddenError as exc:
-        reason = f"missing scope {exc.missing_scope or 'unknown'}: {exc}"
-        reports.audit("forbidden", account_id, source, reason=reason)
-        return {"outcome": "forbidden", "account_id": account_id, "reason": reason}
+        return {**_forbidden(exc, account_id, source), "account_id": account_id}
     finally:
         ratelimit.observe(client.ratelimit)
+
+
+def _forbidden(exc: ForbiddenError, account_id: str | None, source: str) -> dict[str, Any]:
+    """Give up and record: the token lacks a scope, which only an admin can fix."""
+    reason = f"missing scope {exc.missing_scope or 'unknown'}: {exc}"
+    reports.audit("forbidden", account_id, source, reason=reason)
+    return {"outcome": "forbidden", "reason": reason}
 
 
 DEFERRED_MARGIN_SECONDS = 300
