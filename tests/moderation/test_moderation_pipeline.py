@@ -221,3 +221,16 @@ def test_gone_account_is_recorded_and_given_up(world):
     result = tasks.analyze_and_maybe_report("123456789", "manual")
     assert result["outcome"] == "gone"
     assert decisions("123456789") == ["gone"]
+
+
+def test_a_token_without_admin_scope_gives_up_and_records_the_missing_scope(world, monkeypatch):
+    from modwatch.moderation import flows
+    from modwatch.simulator.state import DEFAULT_USER_TOKEN
+
+    monkeypatch.setenv("MASTODON_ACCESS_TOKEN", DEFAULT_USER_TOKEN)  # a valid token, not an admin's
+    get_settings.cache_clear()
+    result = flows.poll_accounts("remote")
+    assert result["outcome"] == "forbidden" and "admin:read:accounts" in result["reason"]
+    with session_scope() as session:
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.decision == "forbidden")).one()
+        assert "admin:read:accounts" in entry.reason
