@@ -1,6 +1,8 @@
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from core.support import subprocess_env
 from modwatch.simulator.server import running
@@ -38,3 +40,38 @@ def test_healthcheck_worker_follows_the_heartbeat(core_env):
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """pid -> state letter of every process whose parent is `pid`."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            found[int(stat.parent.name)] = fields[0]
+    return found
+
+
+def test_forking_worker_goes_on_before_a_horse_has_exited_and_reaps_them_all(core_env):
+    from rq.registry import FailedJobRegistry
+
+    from modwatch.connection import get_redis
+    from modwatch.jobs.queues import WEBHOOKS, get_queue
+    from modwatch.jobs.worker import build_worker
+
+    before = set(children_of(os.getpid()))
+    queue = get_queue(WEBHOOKS)
+    added = [queue.enqueue("core.jobfuncs.add", index, 1) for index in range(5)]
+    died = queue.enqueue("core.jobfuncs.die_abruptly")
+
+    assert build_worker(get_redis(), [WEBHOOKS]).work(burst=True, with_scheduler=False)
+
+    assert [job.return_value(refresh=True) for job in added] == [1, 2, 3, 4, 5]
+    # A horse that ends without saying it is done is waited for, and its exit status read, as RQ does.
+    assert died.id in FailedJobRegistry(queue=queue).get_job_ids()
+    assert "Work-horse terminated unexpectedly" in died.latest_result().exc_string
+    leftover = {pid: state for pid, state in children_of(os.getpid()).items() if pid not in before}
+    assert leftover == {}

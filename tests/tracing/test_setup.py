@@ -72,3 +72,24 @@ def test_exporter_none_disables_export(receiver, monkeypatch):
     monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
     assert not tracing.export_configured()
 
+
+
+def test_a_forked_child_keeps_the_resource_and_runs_no_detectors(receiver):
+    """A work horse's spans go out under its worker's resource: the SDK's re-detection at fork
+    (an entry point scan and a thread pool per horse) is skipped."""
+    import os
+
+    provider = tracing.build_provider("worker")
+    resource = provider.resource
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: answer, then leave without running pytest's exit handlers
+        same = provider.resource is resource
+        started_spans = provider.get_tracer("test").start_span("in child").is_recording()
+        os.write(write_end, b"%d%d" % (same, started_spans))
+        os._exit(0)
+    os.close(write_end)
+    answer = os.read(read_end, 2)
+    os.waitpid(pid, 0)
+    provider.shutdown()
+    assert answer == b"11"

@@ -134,9 +134,13 @@ class JobMetricsWorkerMixin:
     # The attempt as the process that ran it saw it: its exception text, and in a SimpleWorker its report.
     _attempt_failure: str | None = None
     _attempt_report: Report | None = None
+    _metrics_at_fork: metrics.Snapshot = {}
 
     def fork_work_horse(self, job: Job, queue: Any) -> None:
         with metrics.FORK_LOCK:
+            # The horse starts from these values. Taken here, in the worker, it reads warm memory;
+            # in the horse, every object it touches would first be copied from the worker.
+            self._metrics_at_fork = metrics.snapshot()
             super().fork_work_horse(job, queue)  # type: ignore[misc]
 
     def handle_job_failure(self, job: Job, queue: Any, started_job_registry: Any = None, exc_string: str = "") -> None:
@@ -150,7 +154,7 @@ class JobMetricsWorkerMixin:
                 return super().perform_job(job, queue)  # type: ignore[misc]
             finally:
                 self._attempt_report = self.report(job)
-        before = metrics.snapshot()
+        before = self._metrics_at_fork
         tracing.hold_spans()
         try:
             return super().perform_job(job, queue)  # type: ignore[misc]

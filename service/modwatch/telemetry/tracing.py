@@ -172,6 +172,13 @@ class ModwatchTracerProvider(TracerProvider):
 
     relay: SpanRelay | None = None
 
+    def _handle_fork(self) -> None:
+        # The SDK re-runs its process-dependent resource detectors in every forked child: an entry
+        # point scan and a thread pool, about 10 ms in each work horse. A horse's spans are
+        # exported by its worker under the worker's resource (`SpanRelay`), so only the lock,
+        # which another thread may have held at the fork, needs renewing.
+        self._tracers_lock = threading.Lock()
+
 
 def _relay() -> SpanRelay | None:
     return getattr(trace.get_tracer_provider(), "relay", None)
