@@ -27,3 +27,14 @@ def fail() -> None:
 
 def add(a: int, b: int) -> int:
     return a + b
+
+
+def annotate_current_span() -> None:
+    trace.get_current_span().set_attribute("modwatch.test.note", "set in the job")
+
+
+def die_abruptly() -> None:
+    """Ends the work horse the way a kill from outside would: no result, no report."""
+    import os
+
+    os._exit(9)

@@ -87,7 +87,7 @@ class HorseDoneMixin:
         super().teardown()  # type: ignore[misc]
 
 
-class ModwatchWorker(HorseDoneMixin, JobMetricsWorkerMixin, TracingWorkerMixin, Worker):
+class ModwatchWorker(HorseDoneMixin, TracingWorkerMixin, JobMetricsWorkerMixin, Worker):
     queue_class = ModwatchQueue
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
@@ -99,7 +99,7 @@ class ModwatchWorker(HorseDoneMixin, JobMetricsWorkerMixin, TracingWorkerMixin, 
         return super().work(*args, **kwargs)
 
 
-class ModwatchSimpleWorker(JobMetricsWorkerMixin, TracingWorkerMixin, SimpleWorker):
+class ModwatchSimpleWorker(TracingWorkerMixin, JobMetricsWorkerMixin, SimpleWorker):
     queue_class = ModwatchQueue
 
 

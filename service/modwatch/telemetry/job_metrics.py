@@ -35,7 +35,8 @@ HORSE_CHANGES_KEY = "modwatch:metrics:horse:{worker}"
 # Only matters when a worker dies between its horse's push and its drain.
 HORSE_CHANGES_TTL = 3600
 # A horse's report: {"job_id", "outcome", "trace_id", "metrics": [metrics.Change], "spans": base64
-# of an OTLP ExportTraceServiceRequest, absent when there are none}.
+# of an OTLP ExportTraceServiceRequest, absent when there are none, "span": the end state of the
+# attempt's own span (rq_tracing.span_state), absent when it is not recorded}.
 Report = dict[str, Any]
 
 
@@ -199,7 +200,7 @@ class JobMetricsWorkerMixin:
         return found
 
     def record_attempt(self, job: Job, enqueued_at: datetime | None, started: float, duration: float) -> None:
-        report = self._attempt_report or self.horse_report(job)
+        report = self._attempt_report = self._attempt_report or self.horse_report(job)
         if report is not None:
             ended, trace = report["outcome"], report["trace_id"]
         else:  # the horse died without reporting (killed, stopped): ask Redis

@@ -144,34 +144,87 @@ class TracedJob(Job):
         pipeline.hset(self.key, "meta", self.serializer.dumps(self.meta))
 
 
-class TracingWorkerMixin:
-    """Mixed into the worker classes: one `process <queue>` span per attempt, in the work horse.
+def start_attempt_span(worker_name: str, job: Any, queue: Any) -> trace.Span:
+    """The `process <queue>` span of one attempt, started in the worker process and not made current."""
+    parent, _ = _span_context(job.meta.get(CONTEXT_KEY))
+    attributes = messaging_attributes("process", "perform", queue.name, job)
+    attributes["messaging.rq.worker.name"] = worker_name
+    if job.enqueued_at is not None:
+        enqueued_at = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=timezone.utc)
+        attributes["messaging.rq.wait_seconds"] = max(0.0, time.time() - enqueued_at.timestamp())
+    span = tracer.start_span(f"process {queue.name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes)
+    context = span.get_span_context()
+    if context.is_valid:  # not when the SDK is disabled
+        # Saved with RQ's start of execution (TracedJob.prepare_for_execution).
+        span.set_attribute("messaging.rq.attempt", record_execution(job, format(context.trace_id, "032x")))
+    return span
 
-    The worker's `job_class` must be `TracedJob`, which saves the recorded trace id. A work horse's
-    spans reach the exporter through its worker (`tracing.SpanRelay`; `JobMetricsWorkerMixin` hands
-    them over with the horse's metrics).
+
+def span_state(span: Any) -> dict[str, Any]:
+    """What a work horse did to its attempt's span, for its worker to apply (JSON-safe)."""
+    return {
+        "attributes": dict(span.attributes),
+        "events": [[event.name, dict(event.attributes or {}), event.timestamp] for event in span.events],
+        "status": [span.status.status_code.value, span.status.description],
+        "end": time.time_ns(),
+    }
+
+
+def end_attempt_span(span: Any, horse_state: dict[str, Any] | None, failure: str | None) -> None:
+    """End an attempt's span in the worker: with what its horse reported, or with the failure RQ recorded."""
+    end_time = None
+    if horse_state is not None:
+        span.set_attributes(horse_state["attributes"])
+        for name, attributes, timestamp in horse_state["events"]:
+            span.add_event(name, attributes, timestamp)
+        code, description = horse_state["status"]
+        if code != StatusCode.UNSET.value:
+            span.set_status(Status(StatusCode(code), description))
+        end_time = horse_state["end"]
+    elif failure and span.is_recording() and span.status.status_code is StatusCode.UNSET:
+        # The horse died without a report (killed, out of memory): RQ's own account of it.
+        span.set_attribute("error.type", "WorkHorseTerminated")
+        span.set_status(Status(StatusCode.ERROR, failure[:200]))
+    span.end(end_time)
+
+
+class TracingWorkerMixin:
+    """Mixed into the worker classes, before JobMetricsWorkerMixin: one `process <queue>` span per attempt.
+
+    The span starts and ends in the worker process, around RQ's execute_job: a work horse only
+    makes it current while it runs the job, so the job's own spans, logs and recorded exceptions
+    belong to it, and reports its end state (`span_state`, in the horse's report that
+    `JobMetricsWorkerMixin` pushes). Starting it in the horse would cost milliseconds per job in
+    copied memory, and a horse killed from outside would take its span with it; here it ends
+    with the failure RQ records. Other spans a horse makes reach the exporter through its worker
+    (`tracing.SpanRelay`). The worker's `job_class` must be `TracedJob`, which saves the trace id.
     """
 
     job_class = TracedJob
+    _attempt_span: Any = None
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        self._attempt_span = start_attempt_span(self.name, job, queue)  # type: ignore[attr-defined]
+        try:
+            super().execute_job(job, queue)  # type: ignore[misc]
+        finally:
+            report = self._attempt_report  # type: ignore[attr-defined]  # set by JobMetricsWorkerMixin
+            end_attempt_span(self._attempt_span, (report or {}).get("span"), self._attempt_failure)  # type: ignore[attr-defined]
+            self._attempt_span = None
 
     def perform_job(self, job: Any, queue: Any) -> bool:
-        parent, _ = _span_context(job.meta.get(CONTEXT_KEY))
-        attributes = messaging_attributes("process", "perform", queue.name, job)
-        attributes["messaging.rq.worker.name"] = self.name
-        if job.enqueued_at is not None:
-            enqueued_at = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=timezone.utc)
-            attributes["messaging.rq.wait_seconds"] = max(0.0, time.time() - enqueued_at.timestamp())
+        span = self._attempt_span or trace.INVALID_SPAN
         # The job's own exceptions never get here: RQ catches them and calls handle_exception.
-        with tracer.start_as_current_span(
-            f"process {queue.name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
-        ) as span, structlog.contextvars.bound_contextvars(
+        with trace.use_span(span, end_on_exit=False), structlog.contextvars.bound_contextvars(
             job_id=job.id, queue=queue.name, request_id=job.meta.get(REQUEST_ID_KEY)
         ):
-            trace_id = current_trace_id()
-            if trace_id:  # none when the SDK is disabled
-                # Saved with RQ's start of execution (TracedJob.prepare_for_execution).
-                span.set_attribute("messaging.rq.attempt", record_execution(job, trace_id))
-            return super().perform_job(job, queue)
+            return super().perform_job(job, queue)  # type: ignore[misc]
+
+    def report(self, job: Any) -> dict[str, Any]:
+        report = super().report(job)  # type: ignore[misc]
+        if self.is_horse and self._attempt_span is not None and self._attempt_span.is_recording():  # type: ignore[attr-defined]
+            report["span"] = span_state(self._attempt_span)
+        return report
 
     def handle_exception(self, job: Any, *exc_info: Any) -> Any:
         # Called by RQ inside perform_job, while the attempt's span is current.
