@@ -111,6 +111,7 @@ def test_cursor_walks_back_then_picks_up_newer_accounts(world, monkeypatch):
 def test_rate_limited_analysis_is_rescheduled_after_the_reset_and_then_reported(world):
     from rq.scheduler import RQScheduler
 
+    from modwatch.jobs.enqueue import enqueue
     from modwatch.jobs.queues import get_queue
 
     spammer = world.add_spammer()
@@ -126,9 +127,11 @@ def test_rate_limited_analysis_is_rescheduled_after_the_reset_and_then_reported(
     assert world.filed() == []
 
     world.faults(ratelimit_ratio=0)
+    queued_before = enqueue(tasks.analyze_and_maybe_report, world.add_clean(), "poll_local").id
     scheduler = RQScheduler([queue], world.redis)
     scheduler.prepare_registries([queue.name])
-    _wait_until(lambda: scheduler.enqueue_scheduled_jobs() or queue.count > 0)  # RQ's scheduler, once due
+    _wait_until(lambda: scheduler.enqueue_scheduled_jobs() or queue.count > 1)  # RQ's scheduler, once due
+    assert queue.job_ids == [result["retry_job_id"], queued_before]  # its slot is its turn: ahead of the backlog
     run_jobs("moderation")
     assert [r["target_account"]["id"] for r in world.filed()] == [spammer]
 

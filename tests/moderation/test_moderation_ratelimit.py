@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -11,7 +10,7 @@ import redis
 
 from modwatch.mastodon.client import RateLimit
 from modwatch.moderation import ratelimit
-from modwatch.moderation.ratelimit import GATE_KEY, RESERVE_SHARE
+from modwatch.moderation.ratelimit import GATE_KEY, RESERVE_SHARE, SLOT_MARGIN_SECONDS
 
 REDIS_URL = "redis://127.0.0.1:6379/10"
 NOW = 1_700_000_000.0
@@ -48,27 +47,46 @@ def test_an_unknown_budget_lets_work_through_and_an_answer_without_headers_chang
 
 
 def test_backlog_stops_at_the_reserve_and_priority_work_spends_it(gate):
-    observe(gate, limit=40, remaining=4, reset=NOW + 20)
-    reserve = math.ceil(40 * RESERVE_SHARE)
-    assert reserve == 2
+    observe(gate, limit=40, remaining=4, reset=NOW + 40)  # a whole window ahead: the whole reserve
+    assert 40 * RESERVE_SHARE == 2
     assert acquire(gate) is None and acquire(gate) is None  # 4 -> 2
     refused = acquire(gate)
-    assert refused is not None and refused.reset_at == at(NOW + 20) and refused.until >= at(NOW + 20)
+    assert refused is not None and refused.reset_at == at(NOW + 40) and refused.until >= at(NOW + 40)
     assert acquire(gate, priority=True) is None and acquire(gate, priority=True) is None  # the reserve: 2 -> 0
     assert acquire(gate, priority=True) is not None
     assert stored(gate)["remaining"] == 0
 
 
-def test_a_backlog_is_paced_at_most_the_usable_budget_per_window_from_the_reset_on(gate):
+def test_the_reserve_holds_back_only_its_share_of_what_is_left_of_the_window(gate):
+    observe(gate, limit=40, remaining=2, reset=NOW + 40)
+    assert acquire(gate) is not None  # a whole window ahead: 2 held back
+    assert acquire(gate, now=NOW + 20) is None  # half a window ahead: 1 held back, 2 -> 1
+    assert acquire(gate, now=NOW + 20) is not None
+    assert acquire(gate, now=NOW + 39) is None  # the window's last second: the backlog takes what is left
+    assert stored(gate)["remaining"] == 0
+
+
+def test_a_backlog_is_paced_a_window_budget_per_window_from_the_reset_on(gate):
     limit, reset = 40, NOW + 5
     ratelimit.exhausted(RateLimit(limit, 39, None), at(reset), now=NOW, connection=gate)
     slots = [acquire(gate).until.timestamp() for _ in range(100)]
 
-    assert min(slots) >= reset
+    assert slots == sorted(slots) and min(slots) == reset
     windows = Counter(int((slot - reset) // limit) for slot in slots)  # windows of `limit` seconds
-    usable = limit - math.ceil(limit * RESERVE_SHARE)
-    assert max(windows.values()) <= usable
-    assert sorted(windows) == [0, 1, 2]  # 100 requests at 38 per window: three windows, none skipped
+    assert windows == {0: limit, 1: limit, 2: 20}  # none skipped, none over its budget
+    # Evenly spread, and early enough that RQ starts each job in its slot's window.
+    gaps = {round(later - earlier, 6) for earlier, later in zip(slots, slots[1:]) if (later - reset) % limit}
+    assert gaps == {round((limit - SLOT_MARGIN_SECONDS) / limit, 6)}
+    assert all((slot - reset) % limit <= limit - SLOT_MARGIN_SECONDS for slot in slots)
+
+
+def test_priority_work_refused_gets_a_slot_from_the_reset_not_behind_the_backlog(gate):
+    ratelimit.exhausted(RateLimit(30, 0, None), at(NOW + 10), now=NOW, connection=gate)
+    backlog = [acquire(gate).until.timestamp() for _ in range(90)]  # three windows booked
+    priority = [acquire(gate, priority=True).until.timestamp() for _ in range(2)]
+
+    assert max(backlog) > NOW + 70
+    assert priority == pytest.approx([NOW + 10, NOW + 10 + (30 - SLOT_MARGIN_SECONDS) / 30])
 
 
 def test_a_429_closes_the_gate_whatever_its_remaining_header_said(gate):
@@ -80,7 +98,7 @@ def test_a_429_closes_the_gate_whatever_its_remaining_header_said(gate):
 def test_a_poll_refused_takes_no_slot(gate):
     ratelimit.exhausted(RateLimit(30, 0, None), at(NOW + 10), now=NOW, connection=gate)
     assert acquire(gate, priority=True, book=False).until == at(NOW + 10)
-    assert "next_slot" not in stored(gate)
+    assert set(stored(gate)) == {"limit", "remaining", "reset"}
 
 
 def test_after_the_reset_a_fresh_budget_is_counted_on_the_same_grid(gate):

@@ -140,14 +140,15 @@ def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str,
 def _guarded(account_id: str, source: str, client: MastodonClient,
              work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     # Analyses found by polling are the backlog: they leave the reserve to webhook and manual work.
-    wait = ratelimit.acquire(priority=not source.startswith("poll_"))
+    priority = not source.startswith("poll_")
+    wait = ratelimit.acquire(priority=priority)
     if wait is not None:
         return _retry_later(account_id, source, wait)
     try:
         return work()
     except RateLimitedError as exc:
         ratelimit.exhausted(client.ratelimit, exc.reset_at)
-        wait = ratelimit.acquire(priority=False)
+        wait = ratelimit.acquire(priority=priority)
         return _retry_later(account_id, source, wait or ratelimit.Wait(exc.reset_at, exc.reset_at))
     except GoneError as exc:
         reports.audit("gone", account_id, source, reason=str(exc))
@@ -169,7 +170,11 @@ DEFERRED_MARGIN_SECONDS = 300
 
 
 def _retry_later(account_id: str, source: str, wait: ratelimit.Wait) -> dict[str, Any]:
-    """A fresh analysis at the slot the gate gave: its statuses are fetched anew then."""
+    """A fresh analysis at the slot the gate gave: its statuses are fetched anew then.
+
+    Due, it goes to the front of its queue: the slot is its turn in the budget, which analyses a
+    poll has just queued would otherwise take, pushing it to a slot a window later.
+    """
     from modwatch.jobs import tasks
     from modwatch.jobs.enqueue import JOB_OPTIONS
     from modwatch.jobs.queues import get_queue
@@ -177,7 +182,7 @@ def _retry_later(account_id: str, source: str, wait: ratelimit.Wait) -> dict[str
     at = ratelimit.next_second(wait.until)
     options = JOB_OPTIONS[tasks.analyze_and_maybe_report]
     job = get_queue(options.queue).enqueue_at(at, tasks.analyze_and_maybe_report, account_id, source,
-                                              **options.enqueue_kwargs())
+                                              at_front=True, **options.enqueue_kwargs())
     # Until a little after the slot: a poll meanwhile sees the account is already taken care of.
     get_redis().set(polling.DEFERRED_KEY.format(account_id=account_id), job.id,
                     exat=int(at.timestamp()) + DEFERRED_MARGIN_SECONDS)

@@ -3,21 +3,26 @@
 Mastodon counts requests per token in fixed windows (300 per 5 minutes) and answers with
 X-RateLimit-Limit, -Remaining and -Reset. Every worker shares the token, so the budget is shared
 too: the hash `modwatch:mastodon:ratelimit` holds the last seen `limit`, `remaining` and `reset`
-(unix seconds), and `next_slot`, where the next deferred job goes.
+(unix seconds), and where the slots of deferred jobs have got to.
 
 Before a job calls Mastodon it `acquire`s one request. Backlog work (analyses found by polling)
-stops while only the reserve is left, so webhook and manual work and the polls' pages still get
-through. A job refused is given a slot after the reset: slots follow one another `interval`
-apart, `limit - reserve` per window, each with a jitter inside its interval, so a backlog is paced
-through the windows instead of spending each new one at once and meeting 429s. After the call the
-job `observe`s the answer's headers; two answers of the same window keep the lower remaining, as
-other workers have spent budget in between.
+leaves a reserve to webhook and manual work and to the polls' pages. The reserve is a rate, a
+share of each window: what it holds back at any moment is that share of the part of the window
+still ahead, so the backlog spends at the end of a window what priority work did not need.
+
+A job refused is given a slot after the reset: `limit` slots per window, spread evenly over the
+window less a margin (RQ starts a job up to two seconds after its slot, and it must still fall
+in the slot's window), so a backlog is paced through the windows instead of spending each new one
+at once, and priority work arriving mid-window finds the budget the backlog has not reached yet.
+Priority work refused (the budget spent to the last request) has slots of its own, from the reset
+on, so it never waits behind the backlog's. After the call the job `observe`s the answer's
+headers; two answers of the same window keep the lower remaining, as other workers have spent
+budget in between.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,9 +35,12 @@ from modwatch.mastodon.client import RateLimit
 GATE_KEY = "modwatch:mastodon:ratelimit"
 # Share of each window's budget that backlog work leaves to webhook and manual work and to polls.
 RESERVE_SHARE = 0.05
+# RQ rounds a slot up to the whole second, and its scheduler moves due jobs once a second.
+SLOT_MARGIN_SECONDS = 2
 
-# ARGV: now, priority (1: may spend the reserve), book (1: take a slot when refused), reserve share,
-# jitter (0..1). Returns nil to go ahead, else {slot, reset} as strings (Lua numbers become integers).
+# ARGV: now, priority (1: may spend the reserve, books a priority slot), book (1: take a slot when
+# refused), reserve share, slot margin. Returns nil to go ahead, else {slot, reset} as strings
+# (Lua numbers would become integers; tostring keeps only 14 digits).
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
 local limit = tonumber(redis.call('HGET', KEYS[1], 'limit'))
@@ -46,18 +54,25 @@ if now >= reset then
   reset = reset + period * (math.floor((now - reset) / period) + 1)
   remaining = limit
 end
-local reserve = math.ceil(limit * tonumber(ARGV[4]))
-local floor = reserve
-if ARGV[2] == '1' then floor = 0 end
-if remaining > floor then
+local priority = ARGV[2] == '1'
+local reserve = 0
+if not priority then
+  reserve = limit * tonumber(ARGV[4]) * math.min(reset - now, period) / period
+end
+if remaining > reserve then
   redis.call('HSET', KEYS[1], 'remaining', remaining - 1, 'reset', tostring(reset))
   return false
 end
 if ARGV[3] ~= '1' then return {tostring(reset), tostring(reset)} end
-local interval = period / math.max(limit - reserve, 1)
-local slot = math.max(tonumber(redis.call('HGET', KEYS[1], 'next_slot')) or 0, reset)
-redis.call('HSET', KEYS[1], 'next_slot', tostring(slot + interval))
-return {tostring(slot + tonumber(ARGV[5]) * interval), tostring(reset)}
+-- The next free slot of this line: windows from the reset on, `limit` slots each.
+local line = priority and 'priority' or 'backlog'
+local window = tonumber(redis.call('HGET', KEYS[1], line .. '_window')) or 0
+local taken = tonumber(redis.call('HGET', KEYS[1], line .. '_taken')) or 0
+if window < reset then window, taken = reset, 0 end
+if taken >= limit then window, taken = window + period, 0 end
+redis.call('HSET', KEYS[1], line .. '_window', tostring(window), line .. '_taken', taken + 1)
+local slot = window + taken * (period - tonumber(ARGV[5])) / limit
+return {string.format('%.6f', slot), tostring(reset)}
 """
 
 # ARGV: now, limit ('' when unknown), remaining, reset.
@@ -77,7 +92,7 @@ return 1
 
 @dataclass(frozen=True)
 class Wait:
-    """Refused: try again `until` (a slot after the reset); the budget refills at `reset_at`."""
+    """Refused: try again `until` (a slot from the reset on); the budget refills at `reset_at`."""
 
     until: datetime
     reset_at: datetime
@@ -92,12 +107,13 @@ def acquire(priority: bool, book: bool = True, now: float | None = None,
     """Take one request of the budget (None: go ahead) or learn when to try again.
 
     `priority` work may spend the reserve. With `book`, a refused caller gets a slot of its own
-    and must come back then; without it (polls, which simply run again), the reset is the answer.
+    (priority work on its own line) and must come back then; without it (polls, which simply run
+    again), the reset is the answer.
     """
     connection = connection or get_redis()
     answer = connection.register_script(_ACQUIRE)(
         keys=[GATE_KEY],
-        args=[repr(time.time() if now is None else now), int(priority), int(book), RESERVE_SHARE, random.random()],
+        args=[repr(time.time() if now is None else now), int(priority), int(book), RESERVE_SHARE, SLOT_MARGIN_SECONDS],
     )
     if answer is None:
         return None
