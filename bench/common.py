@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import redis
@@ -83,40 +82,22 @@ def use_env(env: dict[str, str]) -> None:
 
 
 class OtlpReceiver:
-    """A tiny OTLP/HTTP endpoint that accepts POST /v1/traces and counts what it gets."""
-
-    def __init__(self) -> None:
-        self.requests = 0
-        self.bytes = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers.get("content-length", 0)))
-                receiver.requests += 1
-                receiver.bytes += len(body)
-                # An empty ExportTraceServiceResponse is an empty protobuf message.
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+    """A local OTLP/HTTP endpoint (`otlp_sink.py`) in its own process: receiving spans must not take
+    the GIL of the process under measurement, or of the load generator."""
 
     def __enter__(self) -> OtlpReceiver:
-        self.thread.start()
+        self.process = subprocess.Popen(python(str(BENCH / "otlp_sink.py")), stdout=subprocess.PIPE, text=True)
+        self.endpoint = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        stop(self.process)
+
+    @property
+    def requests(self) -> int:
+        import httpx
+
+        return httpx.get(f"{self.endpoint}/stats", timeout=10).json()["requests"]
 
 
 def command_calls(client: redis.Redis) -> dict[str, int]:

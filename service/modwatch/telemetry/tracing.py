@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-# The OTLP encoder and protobuf classes are imported where used: only processes that export load them.
+# The OTLP exporter and protobuf classes are imported where used: only processes that export load them.
 
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 TIMEOUT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
@@ -110,10 +110,10 @@ class SpanRelay(SpanProcessor):
 
     def take(self) -> bytes | None:
         """The spans held so far as a serialized ExportTraceServiceRequest; None when there are none."""
-        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+        from modwatch.telemetry.otlp import encode_spans
 
         spans, self.held = self.held, []
-        return encode_spans(spans).SerializeToString() if spans else None
+        return encode_spans(spans) if spans else None
 
     def _start(self) -> None:
         if self.pid == os.getpid() or self.stopped:
@@ -269,10 +269,10 @@ def build_provider(process: str) -> ModwatchTracerProvider:
     """The provider for one process; the sampler comes from OTEL_TRACES_SAMPLER (default: parent-based, always on)."""
     provider = ModwatchTracerProvider(resource=build_resource(process))
     if export_configured():
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from modwatch.telemetry.otlp import build_exporter
 
         timeout = None if any(os.environ.get(name) for name in TIMEOUT_VARIABLES) else EXPORT_TIMEOUT_SECONDS
-        provider.relay = SpanRelay(OTLPSpanExporter(timeout=timeout), provider.resource)
+        provider.relay = SpanRelay(build_exporter(timeout), provider.resource)
         provider.add_span_processor(provider.relay)
     return provider
 
