@@ -7,6 +7,7 @@ Mastodon redelivers and nothing is lost).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -56,8 +57,14 @@ ENVELOPE_SCHEMA = {
 }
 
 
+@functools.lru_cache(maxsize=64)
+def deliveries(event: str, outcome: str) -> Any:
+    """The delivery counter's series (events and outcomes are closed sets), kept: labels() validates on every call."""
+    return WEBHOOK_DELIVERIES.labels(event=event, outcome=outcome)
+
+
 def _problem(status: int, event: str, outcome: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    WEBHOOK_DELIVERIES.labels(event=event, outcome=outcome).inc()
+    deliveries(event, outcome).inc()
     log.info("webhook_rejected", outcome=outcome, status=status, webhook_event=event, detail=detail)
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
@@ -122,7 +129,7 @@ def mastodon_events(request: Request, settings: Settings = Depends(settings_depe
         return _problem(400, "unknown", "malformed", reason)
     event = envelope.event if envelope.event in KNOWN_EVENTS else "unknown"
     if envelope.event not in WEBHOOK_JOBS:
-        WEBHOOK_DELIVERIES.labels(event=event, outcome="ignored_event").inc()
+        deliveries(event, "ignored_event").inc()
         return JSONResponse({"status": "ignored", "event": envelope.event}, status_code=202)
     object_id = str(envelope.object["id"])
     try:
@@ -133,7 +140,7 @@ def mastodon_events(request: Request, settings: Settings = Depends(settings_depe
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
     outcome = "duplicate" if enqueued.duplicate else "accepted"
-    WEBHOOK_DELIVERIES.labels(event=event, outcome=outcome).inc()
+    deliveries(event, outcome).inc()
     log.info("webhook_accepted", webhook_event=event, outcome=outcome, job_id=enqueued.job_id)
     # Built as the documented model, rendered without FastAPI validating it a second time.
     accepted = WebhookAccepted(

@@ -7,12 +7,21 @@ they pass and records once the last body chunk is sent. It wraps the whole middl
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Callable
 
 from modwatch.telemetry.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 UNMATCHED_ROUTE = "unmatched"
+
+
+@functools.lru_cache(maxsize=1024)
+def series(route: str, method: str, status: int) -> tuple[Any, Any]:
+    """The counter and histogram series of one route, method and status, kept: labels() validates
+    its arguments on every call. Routes are templates, so the combinations are few."""
+    labels = {"route": route, "method": method, "status": str(status)}
+    return HTTP_REQUESTS.labels(**labels), HTTP_DURATION.labels(**labels)
 
 
 class HttpMetricsMiddleware:
@@ -29,14 +38,12 @@ class HttpMetricsMiddleware:
             if message["type"] == "http.response.start":
                 response_status.append(message["status"])
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                route = scope.get("route")
-                labels = {
-                    "route": getattr(route, "path", UNMATCHED_ROUTE),
-                    "method": scope["method"],
-                    "status": str(response_status[0] if response_status else 500),
-                }
-                HTTP_REQUESTS.labels(**labels).inc()
-                HTTP_DURATION.labels(**labels).observe(time.perf_counter() - started)
+                requests, duration = series(
+                    getattr(scope.get("route"), "path", UNMATCHED_ROUTE), scope["method"],
+                    response_status[0] if response_status else 500,
+                )
+                requests.inc()
+                duration.observe(time.perf_counter() - started)
             return send(message)
 
         return self.app(scope, receive, observe)
