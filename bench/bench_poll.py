@@ -21,13 +21,13 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from common import Row, child_env, flush, free_port, python, redis_client, stop, use_env
+from common import Row, child_env, flush, free_port, python, redis_client, stop, use_env, wait_http
 from modwatch.simulator.server import running
 
 ACCOUNTS = 400
 LIMIT = 30
 PERIOD = 30
-SECONDS = 100.0
+WINDOWS = 3  # measured from a window's start to a window's end, so every window counted is whole
 TARGET = 0.8  # of the accounts per minute the rate limit permits
 
 
@@ -35,7 +35,13 @@ def metric(text: str, name: str) -> float:
     return sum(float(value) for value in re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.e+]+)$", text, re.MULTILINE))
 
 
-def run(seconds: float = SECONDS) -> list[Row]:
+def wait_for_window_start(period: int) -> float:
+    """Sleep until the simulator's next rate-limit window opens (windows are aligned to the epoch)."""
+    time.sleep(period - time.time() % period)
+    return time.time()
+
+
+def run(windows: int = WINDOWS) -> list[Row]:
     flush()
     with running(accounts=ACCOUNTS, seed=5, ratelimit_limit=LIMIT, ratelimit_period=PERIOD) as sim, \
             tempfile.TemporaryDirectory() as tmp:
@@ -54,10 +60,12 @@ def run(seconds: float = SECONDS) -> list[Row]:
         worker = subprocess.Popen(python("-m", "modwatch.cli", "worker", "moderation", "--metrics-port", str(port)),
                                   env=env, stdout=log, stderr=log)
         try:
-            started, started_at = time.monotonic(), time.time()
+            wait_http(f"http://127.0.0.1:{port}/metrics", worker)
+            started_at = wait_for_window_start(PERIOD)
+            started = time.monotonic()
             enqueue(tasks.poll_admin_accounts)
             enqueue(tasks.poll_admin_accounts_local)
-            time.sleep(seconds)
+            time.sleep(windows * PERIOD - (time.time() - started_at) - 0.5)  # end inside the last window
             elapsed = time.monotonic() - started
             scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         finally:
@@ -80,7 +88,7 @@ def run(seconds: float = SECONDS) -> list[Row]:
     # Accounts neither analysed nor waiting for a rescheduled analysis: what a 429 would have lost.
     unanswered = len(listed - analysed - pending)
     per_minute = len(analysed) / elapsed * 60
-    # Fixed windows: every window the run touched grants LIMIT requests.
+    # Fixed windows: each of the whole windows the run spanned grants LIMIT requests.
     windows = int((started_at + elapsed) // PERIOD) - int(started_at // PERIOD) + 1
     budget = (LIMIT * windows - page_requests) / elapsed * 60
     ratio = per_minute / budget
