@@ -14,3 +14,11 @@ def die_abruptly(code: int = 3) -> None:
     import os
 
     os._exit(code)
+
+
+def count_rule_hits(rules: int) -> None:
+    """Changes many metric series: a report larger than a pipe's 64 KiB buffer."""
+    from modwatch.telemetry.metrics import RULE_HITS
+
+    for index in range(rules):
+        RULE_HITS.labels(rule=f"bulk-{index}").inc()

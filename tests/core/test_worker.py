@@ -75,3 +75,24 @@ def test_forking_worker_goes_on_before_a_horse_has_exited_and_reaps_them_all(cor
     assert "Work-horse terminated unexpectedly" in died.latest_result().exc_string
     leftover = {pid: state for pid, state in children_of(os.getpid()).items() if pid not in before}
     assert leftover == {}
+
+
+def test_a_horse_report_larger_than_a_pipe_buffer_arrives_whole(core_env):
+    from modwatch.connection import get_redis
+    from modwatch.jobs.queues import WEBHOOKS, get_queue
+    from modwatch.jobs.worker import build_worker
+    from modwatch.telemetry.metrics import RULE_HITS
+
+    job = get_queue(WEBHOOKS).enqueue("core.jobfuncs.count_rule_hits", 3000)
+    try:
+        assert build_worker(get_redis(), [WEBHOOKS]).work(burst=True, with_scheduler=False)
+
+        assert job.get_status(refresh=True) == "finished"
+        # The horse's changes, applied in this process (the worker's), for every one of its series.
+        assert [RULE_HITS.labels(rule=f"bulk-{index}")._value.get() for index in (0, 1500, 2999)] == [1, 1, 1]
+    finally:
+        for index in range(3000):
+            try:
+                RULE_HITS.remove(f"bulk-{index}")
+            except KeyError:
+                pass

@@ -2,13 +2,14 @@
 
 RQ's forking Worker runs each job in a work horse that ends with os._exit, so whatever the job
 records (Mastodon calls, moderation counters, jobs it enqueues) would die with it. The horse
-pushes one report onto a Redis list named after its worker: how the attempt ended and its trace
-id (from the job as the horse left it), the metric changes it made (`metrics.changes_since`) and
-its finished spans (`tracing.take_held_spans`). The worker drains that list once the horse has
-exited, in one round trip, applies the changes to its own registry and exports the spans. Only
-when a horse died without reporting (killed, stopped) does the worker read the job from Redis to
-classify the attempt. A SimpleWorker runs the job in its own process: it records directly, from
-the job it holds, and pushes nothing.
+sends its worker one report as the last thing it does, through a pipe (`jobs.worker.
+HorsePipeMixin`): how the attempt ended and its trace id (from the job as the horse left it),
+the metric changes it made since the fork (`metrics.changes_since`, against a snapshot the
+worker took just before forking) and its finished spans (`tracing.take_held_spans`). The worker
+applies the changes to its own registry and exports the spans. Only when a horse died without
+reporting (killed, stopped, crashed) does the worker read the job from Redis to classify the
+attempt. A SimpleWorker runs the job in its own process: it records directly, from the job it
+holds, and sends nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-import redis
 import structlog
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -31,9 +31,6 @@ from modwatch.telemetry.job_traces import CREATED_KEY, EXECUTIONS_KEY
 
 log = structlog.get_logger(__name__)
 
-HORSE_CHANGES_KEY = "modwatch:metrics:horse:{worker}"
-# Only matters when a worker dies between its horse's push and its drain.
-HORSE_CHANGES_TTL = 3600
 # A horse's report: {"job_id", "outcome", "trace_id", "metrics": [metrics.Change], "spans": base64
 # of an OTLP ExportTraceServiceRequest, absent when there are none, "span": the end state of the
 # attempt's own span (rq_tracing.span_state), absent when it is not recorded}.
@@ -105,24 +102,6 @@ def _seconds_since(moment: datetime | None, until: float) -> float | None:
     return max(0.0, until - moment.timestamp())
 
 
-def push_report(connection: redis.Redis, worker_name: str, report: Report) -> None:
-    key = HORSE_CHANGES_KEY.format(worker=worker_name)
-    with connection.pipeline(transaction=False) as pipe:
-        pipe.rpush(key, json.dumps(report))
-        pipe.expire(key, HORSE_CHANGES_TTL)
-        pipe.execute()
-
-
-def drain_reports(connection: redis.Redis, worker_name: str) -> list[Report]:
-    """Every report the worker's horses pushed, oldest first."""
-    key = HORSE_CHANGES_KEY.format(worker=worker_name)
-    with connection.pipeline() as pipe:
-        pipe.lrange(key, 0, -1)
-        pipe.delete(key)
-        pushed, _ = pipe.execute()
-    return [json.loads(item) for item in pushed]
-
-
 def apply_report(report: Report) -> None:
     metrics.apply_changes(report["metrics"])
     if "spans" in report:
@@ -155,19 +134,19 @@ class JobMetricsWorkerMixin:
                 return super().perform_job(job, queue)  # type: ignore[misc]
             finally:
                 self._attempt_report = self.report(job)
-        before = self._metrics_at_fork
         tracing.hold_spans()
+        # An exception out of RQ's perform_job ends the horse with status 1 and no report: the
+        # worker then reads the attempt's outcome from Redis.
+        performed = super().perform_job(job, queue)  # type: ignore[misc]
         try:
-            return super().perform_job(job, queue)  # type: ignore[misc]
-        finally:
-            try:
-                report = self.report(job)
-                report["metrics"] = metrics.changes_since(before)
-                if spans := tracing.take_held_spans():
-                    report["spans"] = base64.b64encode(spans).decode()
-                push_report(self.connection, self.name, report)  # type: ignore[attr-defined]
-            except Exception:  # the job's result is already saved: losing its telemetry must not fail it
-                log.warning("horse_metrics_lost", job_id=job.id, exc_info=True)
+            report = self.report(job)
+            report["metrics"] = metrics.changes_since(self._metrics_at_fork)
+            if spans := tracing.take_held_spans():
+                report["spans"] = base64.b64encode(spans).decode()
+            self.send_to_worker(json.dumps(report).encode())  # type: ignore[attr-defined]  # jobs.worker.HorsePipeMixin
+        except Exception:  # the job's result is already saved: losing its telemetry must not fail it
+            log.warning("horse_metrics_lost", job_id=job.id, exc_info=True)
+        return performed
 
     def report(self, job: Job) -> Report:
         """The attempt that just ended, from the job this process ran it with."""
@@ -191,13 +170,13 @@ class JobMetricsWorkerMixin:
                 log.warning("job_metrics_lost", job_id=job.id, exc_info=True)
 
     def horse_report(self, job: Job) -> Report | None:
-        """Apply every report the worker's horses pushed; the one of `job`'s attempt, if its horse made one."""
-        found = None
-        for report in drain_reports(self.connection, self.name):  # type: ignore[attr-defined]
-            apply_report(report)
-            if report["job_id"] == job.id:
-                found = report
-        return found
+        """Apply the report `job`'s horse sent (`jobs.worker.HorsePipeMixin`); None when it sent none."""
+        message = getattr(self, "horse_message", None)
+        if message is None:
+            return None
+        report = json.loads(message)
+        apply_report(report)
+        return report
 
     def record_attempt(self, job: Job, enqueued_at: datetime | None, started: float, duration: float) -> None:
         report = self._attempt_report = self._attempt_report or self.horse_report(job)

@@ -75,7 +75,7 @@ class SpanRelay(SpanProcessor):
     child: a forking worker would pay for that thread in each work horse (milliseconds per job).
     This thread starts with the first span a process exports, so a horse, which never exports,
     never has one. A horse ends with os._exit, so it holds its finished spans and hands them,
-    OTLP-encoded, to its worker in the one Redis push it makes anyway (`take`); the worker queues
+    OTLP-encoded, to its worker in the one report it sends anyway (`take`); the worker queues
     the encodings as they are (`export_encoded`) and decodes them in its export thread, so spans
     of many jobs leave in one request. The OTEL_BSP_* variables keep their meaning.
     """
