@@ -1,10 +1,20 @@
-"""What every test area shares: a modwatch environment of its own (Redis database, SQLite file)."""
+"""What every test area shares: a modwatch environment of its own (Redis database, SQLite file), free ports
+and waiting for what other processes do."""
 
 from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from typing import Callable, TypeVar
+
+import httpx
 
 from modwatch import connection
 from modwatch.settings import get_settings
 from modwatch.storage import db
+
+T = TypeVar("T")
 
 # Settings a test must never inherit from the shell that runs it.
 NOT_INHERITED = (
@@ -18,3 +28,37 @@ def reset_caches() -> None:
     get_settings.cache_clear()
     connection.reset_pool()
     db.dispose_engine()
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on right now, for a process the test starts next."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], T], what: str, timeout: float = 30.0, interval: float = 0.1, *,
+             ignoring: tuple[type[Exception], ...] = ()) -> T:
+    """Poll `condition` until it returns something truthy and return that; fail naming `what`, the timeout and
+    the last answer. Exceptions of the `ignoring` types count as "not yet" (a server that is still starting)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            last = condition()
+            if last:
+                return last
+        except ignoring as error:
+            last = error
+        # Checked after asking: the last ask comes at or past the deadline, not a sleep short of it.
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}; last answer: {last!r}")
+        time.sleep(interval)
+
+
+def wait_http(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Wait until `url` answers below 500; fail at once if `process`, which serves it, exits."""
+    def answers() -> bool:
+        assert process.poll() is None, f"process for {url} exited with {process.returncode}"
+        return httpx.get(url, timeout=1).status_code < 500
+
+    wait_for(answers, url, timeout, ignoring=(httpx.HTTPError,))

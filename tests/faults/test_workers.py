@@ -12,7 +12,8 @@ from rq.exceptions import AbandonedJobError  # noqa: F401  (the failure RQ recor
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from faults.support import REDIS_URL, kill_with_horse, modwatch, stop, wait_for
+from faults.support import REDIS_URL, kill_with_horse, modwatch, stop
+from isolation import wait_for
 from modwatch.jobs.queues import WEBHOOKS, get_queue
 from modwatch.telemetry import queue_stats
 
@@ -36,7 +37,7 @@ def test_sigkilled_worker_leaves_an_abandoned_job_that_is_retried_or_failed_visi
     queue = get_queue(WEBHOOKS)
     retried = queue.enqueue("faultjobs.slow", "retried", 30, retry=Retry(max=1), job_id="killed-with-retry")
     worker = modwatch("worker", WEBHOOKS, env=fault_env, log=tmp_path / "worker.log")
-    wait_for(lambda: conn.get("faults:retried:started"), 60, "the job to start")
+    wait_for(lambda: conn.get("faults:retried:started"), "the job to start", 60)
     kill_with_horse(worker)  # mid-job
 
     # The job stays "started" with nobody running it until its heartbeat lapses. RQ's heartbeat
@@ -65,7 +66,7 @@ def test_sigkilled_job_without_retries_lands_in_failed_as_abandoned(fault_env, t
     queue = get_queue(WEBHOOKS)
     job = queue.enqueue("faultjobs.slow", "once", 30, job_id="killed-once")
     worker = modwatch("worker", WEBHOOKS, env=fault_env, log=tmp_path / "worker.log")
-    wait_for(lambda: conn.get("faults:once:started"), 60, "the job to start")
+    wait_for(lambda: conn.get("faults:once:started"), "the job to start", 60)
     kill_with_horse(worker)
     conn.zadd(f"rq:wip:{WEBHOOKS}", {member: time.time() - 1 for member in started_entries(conn)})
     StartedJobRegistry(queue=queue).cleanup()  # what every worker's maintenance runs
@@ -81,7 +82,7 @@ def test_sigterm_lets_the_current_job_finish_then_the_worker_exits(fault_env, tm
     busy = queue.enqueue("faultjobs.slow", "busy", 4, job_id="busy-at-sigterm")
     waiting = queue.enqueue("faultjobs.slow", "waiting", 0, job_id="queued-at-sigterm")
     worker = modwatch("worker", WEBHOOKS, env=fault_env, log=tmp_path / "worker.log")
-    wait_for(lambda: conn.get("faults:busy:started"), 60, "the job to start")
+    wait_for(lambda: conn.get("faults:busy:started"), "the job to start", 60)
     worker.send_signal(signal.SIGTERM)  # the worker only: RQ's warm shutdown waits for its horse
     assert worker.wait(timeout=60) == 0
     assert busy.get_status(refresh=True) == JobStatus.FINISHED
@@ -97,7 +98,7 @@ def test_two_schedulers_and_a_worker_run_each_recurring_job_once_per_interval(fa
     schedulers = [modwatch("scheduler", env=env, log=tmp_path / f"scheduler{n}.log") for n in range(2)]
     worker = modwatch("worker", "monitoring", env=env, log=tmp_path / "worker.log")
     try:
-        wait_for(lambda: conn.get(queue_stats.LAST_SUCCESS_KEY), 60, "the first record_queue_stats run")
+        wait_for(lambda: conn.get(queue_stats.LAST_SUCCESS_KEY), "the first record_queue_stats run", 60)
         first = float(conn.get(queue_stats.LAST_SUCCESS_KEY))
         time.sleep(12)
         job = Job.fetch("recurring-record_queue_stats", connection=conn)

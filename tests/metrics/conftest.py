@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 import redis
+
+from isolation import free_port, wait_http
 
 
 REDIS_URL = "redis://127.0.0.1:6379/4"
@@ -26,12 +26,6 @@ def metrics_env(modwatch_env):
 @pytest.fixture
 def db(metrics_env) -> redis.Redis:
     return redis.Redis.from_url(REDIS_URL)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def scrape(port: int, openmetrics: bool = False) -> str:
@@ -53,16 +47,11 @@ class WorkerProcess:
             [sys.executable, "-m", "modwatch.cli", "worker", "--metrics-port", str(self.port)],
             env=env, stdout=subprocess.DEVNULL, stderr=log_path.open("w"),
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                scrape(self.port)
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"worker did not start: {log_path.read_text()[-2000:]}")
-                time.sleep(0.1)
+        try:
+            wait_http(f"http://127.0.0.1:{self.port}/metrics", self.process, timeout=30)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(f"worker did not start: {log_path.read_text()[-2000:]}")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -79,15 +68,3 @@ def worker_process(metrics_env, tmp_path):
     worker = WorkerProcess(tmp_path / "worker.log")
     yield worker
     worker.stop()
-
-
-def wait_for(condition, what: str, timeout: float = 30):
-    """Poll until condition() is truthy; fails the test naming what never happened."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)

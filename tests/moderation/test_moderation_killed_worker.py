@@ -12,20 +12,12 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from isolation import wait_for
 from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import enqueue
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import Report
 from tests.moderation.conftest import run_jobs
-
-
-def wait_for(condition, what: str, attempts: int = 300):
-    for _ in range(attempts):
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def children(pid: int) -> list[int]:

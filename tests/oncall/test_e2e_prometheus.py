@@ -13,12 +13,10 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, TypeVar
 
 import httpx
 import pytest
@@ -26,6 +24,7 @@ import redis
 import yaml
 from rq import Queue
 
+from isolation import free_port, wait_for
 from oncall.support import DASHBOARDS, REPO
 
 PROMETHEUS = shutil.which("prometheus")
@@ -47,26 +46,13 @@ CORE_PANELS = {
     "modwatch-moderation": ["Dry run / panic stop"],
 }
 DEADLINE_SECONDS = 120
+T = TypeVar("T")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = DEADLINE_SECONDS) -> Any:
-    """Poll `check` until it returns something truthy; fail with `what` and the last answer at the deadline."""
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except (httpx.HTTPError, redis.RedisError) as exc:
-            last = exc
-        time.sleep(0.5)
-    raise AssertionError(f"gave up waiting for {what}; last answer: {last!r}")
+def wait_for_stack(check: Callable[[], T], what: str) -> T:
+    """`wait_for` as the stack needs it: Prometheus scrapes and evaluates every second, so asking twice a second
+    is enough, and a connection error (Prometheus or a target still starting) is one more "not yet"."""
+    return wait_for(check, what, DEADLINE_SECONDS, interval=0.5, ignoring=(httpx.HTTPError, redis.RedisError))
 
 
 def render_rules(overrides: dict) -> str:
@@ -130,7 +116,7 @@ class Stack:
             f"--storage.tsdb.path={self.workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
             "--enable-feature=exemplar-storage",
         ], dict(os.environ))
-        wait_for(lambda: self.prometheus.get("/-/ready").status_code == 200, "Prometheus to be ready")
+        wait_for_stack(lambda: self.prometheus.get("/-/ready").status_code == 200, "Prometheus to be ready")
 
     def stop(self) -> None:
         for process in self.processes:
@@ -159,9 +145,9 @@ def stack(tmp_path_factory):
     try:
         running.start_modwatch()
         running.start_prometheus()
-        wait_for(lambda: running.query('up{job=~"modwatch-.*"} == 1') and len(running.query('up == 1')) == 3,
-                 "every modwatch target to be up")
-        wait_for(lambda: running.query("modwatch_queue_stats_last_success_timestamp_seconds"), "queue statistics")
+        wait_for_stack(lambda: running.query('up{job=~"modwatch-.*"} == 1') and len(running.query('up == 1')) == 3,
+                       "every modwatch target to be up")
+        wait_for_stack(lambda: running.query("modwatch_queue_stats_last_success_timestamp_seconds"), "queue statistics")
         # Traffic the API panels need: an authenticated read and a webhook with a bad signature.
         httpx.get(f"{running.api}/jobs/queues", headers={"X-API-Key": API_KEY}, timeout=10).raise_for_status()
         webhook = httpx.post(f"{running.api}/webhooks/mastodon_events", content=b'{"event": "status.created"}',
@@ -201,7 +187,7 @@ def test_every_rule_evaluates_without_error(stack):
         rules = [rule for group in groups for rule in group["rules"]]
         return rules if rules and all(rule["health"] != "unknown" for rule in rules) else None
 
-    rules = wait_for(rules_evaluated, "every rule to be evaluated once")
+    rules = wait_for_stack(rules_evaluated, "every rule to be evaluated once")
     broken = {rule["name"]: rule.get("lastError") for rule in rules if rule["health"] != "ok"}
     assert not broken
 
@@ -217,7 +203,7 @@ def test_core_panels_show_data(stack):
         for title in titles:
             exprs = [expr for dashboard, panel, expr in queries if (dashboard, panel) == (uid, title)]
             assert exprs, f"{uid} has no panel {title!r}"
-            wait_for(lambda: any(stack.query(expr) for expr in exprs), f"data in {uid} / {title}")
+            wait_for_stack(lambda: any(stack.query(expr) for expr in exprs), f"data in {uid} / {title}")
 
 
 def test_template_variables_have_values(stack):
@@ -228,7 +214,7 @@ def test_template_variables_have_values(stack):
                 continue
             selector, label = variable["definition"][len("label_values("):-1].rsplit(",", 1)
             expr = f"count by ({label.strip()}) ({substitute(selector, dashboard)})"
-            wait_for(lambda: stack.query(expr), f"values of ${variable['name']} in {path.name}")
+            wait_for_stack(lambda: stack.query(expr), f"values of ${variable['name']} in {path.name}")
 
 
 def test_queued_jobs_without_a_worker_raise_queue_stalled(stack):
@@ -240,8 +226,10 @@ def test_queued_jobs_without_a_worker_raise_queue_stalled(stack):
         return [alert for alert in alerts
                 if alert["labels"]["alertname"] == "ModwatchQueueStalled" and alert["labels"].get("queue") == "webhooks"]
 
-    wait_for(lambda: [a for a in stalled_alert() if a["state"] in ("pending", "firing")], "ModwatchQueueStalled pending")
-    firing = wait_for(lambda: [a for a in stalled_alert() if a["state"] == "firing"], "ModwatchQueueStalled firing")
+    wait_for_stack(lambda: [a for a in stalled_alert() if a["state"] in ("pending", "firing")],
+                   "ModwatchQueueStalled pending")
+    firing = wait_for_stack(lambda: [a for a in stalled_alert() if a["state"] == "firing"],
+                            "ModwatchQueueStalled firing")
     assert firing[0]["labels"]["severity"] == "page"
     assert firing[0]["annotations"]["dashboard_url"].endswith("/d/modwatch-queues?var-queue=webhooks")
     # The monitoring queue has a worker and keeps finishing jobs: it must not be reported stalled.

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 
+from isolation import free_port, wait_for, wait_http
 from tracing.conftest import API_KEY, REPO, SHARED
 from tracing.otlp_receiver import Receiver
 
@@ -22,29 +21,6 @@ TESTS = REPO / "tests"
 SIMULATOR_TOKEN = "tracing-test-admin-token"
 REQUEST_ID = "cross-process-test-1"
 WAIT_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, what: str):
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}")
-
-
-def http_ok(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def modwatch(*args: str) -> list[str]:
@@ -72,8 +48,8 @@ def stack(tracing_env, tmp_path):
         processes.append(subprocess.Popen(
             modwatch("api", "--host", "127.0.0.1", "--port", str(api_port)),
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_for(lambda: http_ok(f"http://127.0.0.1:{simulator_port}/api/v1/instance"), "the simulator")
-        wait_for(lambda: http_ok(f"http://127.0.0.1:{api_port}/livez"), "the API")
+        wait_http(f"http://127.0.0.1:{simulator_port}/api/v1/instance", processes[0], WAIT_SECONDS)
+        wait_http(f"http://127.0.0.1:{api_port}/livez", processes[1], WAIT_SECONDS)
         yield {"env": env, "api": f"http://127.0.0.1:{api_port}", "receiver": receiver}
     finally:
         for process in processes:
@@ -120,7 +96,8 @@ def test_webhook_to_mastodon_call_is_one_trace(stack):
                   ("modwatch-worker", "SPAN_KIND_CONSUMER"), ("modwatch-worker", "SPAN_KIND_CLIENT")}
         return spans if wanted <= kinds else None
 
-    spans = wait_for(whole_trace, f"the server, send, process and Mastodon client spans of trace {trace_id}")
+    spans = wait_for(whole_trace, f"the server, send, process and Mastodon client spans of trace {trace_id}",
+                     WAIT_SECONDS)
     by_name = {span["name"]: span for span in spans}
     by_id = {span["span_id"]: span for span in spans}
     server = by_name["POST /webhooks/mastodon_events"]
@@ -175,7 +152,7 @@ def test_scheduler_process_sends_recurring_runs_as_root_spans(tracing_env):
         scheduler = subprocess.run(modwatch("scheduler", "--burst"), env=env, capture_output=True, text=True, timeout=120)
         assert scheduler.returncode == 0, scheduler.stderr[-3000:]
         sends = wait_for(lambda: [span for span in receiver.spans if span["name"] == "send monitoring"],
-                         "the scheduler's send span")
+                         "the scheduler's send span", WAIT_SECONDS)
     finally:
         receiver.close()
     [send] = sends
