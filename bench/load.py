@@ -49,6 +49,12 @@ class LoadResult:
     def p(self, fraction: float) -> float:
         return percentile(self.latencies, fraction)
 
+    def add(self, other: LoadResult) -> None:
+        """Count `other` (a later slice of the same load) as part of this result."""
+        self.seconds += other.seconds
+        self.latencies.extend(other.latencies)
+        self.statuses.update(other.statuses)
+
 
 def _post(client: httpx.Client, url: str, body: bytes, signature: str) -> int:
     try:
