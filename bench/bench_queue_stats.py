@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rq import Queue
 
-from common import Row, child_env, command_calls, commands_between, median_seconds, use_env
+from common import Row, child_env, command_calls, commands_between, best_seconds, use_env
 from private_redis import private_redis
 
 DEPTHS = (10, 10_000, 100_000)
@@ -37,7 +37,7 @@ def measure(function, connection) -> tuple[float, int]:
     before = command_calls(connection)
     function()
     commands = sum(commands_between(before, command_calls(connection)).values())
-    return median_seconds(function, REPEAT), commands
+    return best_seconds(function, REPEAT), commands
 
 
 def run(depths: tuple[int, ...] = DEPTHS) -> list[Row]:

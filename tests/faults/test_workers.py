@@ -8,7 +8,6 @@ import time
 import redis
 from fastapi.testclient import TestClient
 from rq import Retry
-from rq.exceptions import AbandonedJobError  # noqa: F401  (the failure RQ records, named for readers)
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
