@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from isolation import wait_for
 from modwatch.jobs import tasks
 from modwatch.mastodon.errors import RetryableError
 from modwatch.moderation import analysis, polling, reports, runtime
@@ -130,20 +131,11 @@ def test_rate_limited_analysis_is_rescheduled_after_the_reset_and_then_reported(
     queued_before = enqueue(tasks.analyze_and_maybe_report, world.add_clean(), "poll_local").id
     scheduler = RQScheduler([queue], world.redis)
     scheduler.prepare_registries([queue.name])
-    _wait_until(lambda: scheduler.enqueue_scheduled_jobs() or queue.count > 1)  # RQ's scheduler, once due
+    # RQ's scheduler, once due.
+    wait_for(lambda: scheduler.enqueue_scheduled_jobs() or queue.count > 1, "the retry to be moved back", timeout=10)
     assert queue.job_ids == [result["retry_job_id"], queued_before]  # its slot is its turn: ahead of the backlog
     run_jobs("moderation")
     assert [r["target_account"]["id"] for r in world.filed()] == [spammer]
-
-
-def _wait_until(condition, attempts: int = 100) -> None:
-    import time
-
-    for _ in range(attempts):
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition never became true")
 
 
 def test_dry_run_files_nothing_and_does_not_block_the_real_report(world):
