@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import struct
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,13 +47,19 @@ def _varint(value: int) -> bytes:
     return bytes(out)
 
 
+@functools.cache  # a handful of (field, wire type) pairs, asked for on every field written
 def _tag(field: int, wire_type: int) -> bytes:
     return _varint(field << 3 | wire_type)
 
 
+def _present(field: int, payload: bytes) -> bytes:
+    """A length-delimited field written even when empty: an embedded message that is set."""
+    return _tag(field, _LENGTH) + _varint(len(payload)) + payload
+
+
 def _field(field: int, payload: bytes) -> bytes:
     """A length-delimited field (string, bytes, embedded message); empty ones are left out, as proto3 does."""
-    return _tag(field, _LENGTH) + _varint(len(payload)) + payload if payload else b""
+    return _present(field, payload) if payload else b""
 
 
 def _string(field: int, text: str | None) -> bytes:
@@ -72,46 +77,40 @@ def _any_value(value: Any) -> bytes:
     if isinstance(value, bool):
         return _tag(2, _VARINT) + (b"\x01" if value else b"\x00")
     if isinstance(value, str):
-        return _tag(1, _LENGTH) + _varint(len(encoded := value.encode())) + encoded
+        return _present(1, value.encode())
     if isinstance(value, int):
         return _tag(3, _VARINT) + _varint(value)
     if isinstance(value, float):
         return _tag(4, _FIXED64) + _pack_double(value)
     if isinstance(value, bytes):
-        return _tag(7, _LENGTH) + _varint(len(value)) + value
+        return _present(7, value)
     if isinstance(value, Sequence):
-        values = b"".join(_tag(1, _LENGTH) + _varint(len(item)) + item for item in map(_any_value, value))
-        return _tag(5, _LENGTH) + _varint(len(values)) + values
+        return _present(5, b"".join(_present(1, item) for item in map(_any_value, value)))
     if isinstance(value, Mapping):
-        pairs = b"".join(_field(1, _key_value(str(key), item)) for key, item in value.items())
-        return _tag(6, _LENGTH) + _varint(len(pairs)) + pairs
+        return _present(6, b"".join(_field(1, _key_value(str(key), item)) for key, item in value.items()))
     raise TypeError(f"cannot encode an attribute value of type {type(value).__name__}")
 
 
-@functools.lru_cache(maxsize=2048, typed=True)
-def _scalar_key_value(key: str, value: Any) -> bytes:
-    # Most attributes repeat from span to span (system, queue, operation, function): encoded once.
-    encoded_value = _any_value(value)
+def _encode_key_value(key: str, value: Any) -> bytes:
     # KeyValue.value is a message field: present even when the AnyValue is empty.
-    return _field(1, key.encode()) + _tag(2, _LENGTH) + _varint(len(encoded_value)) + encoded_value
+    return _field(1, key.encode()) + _present(2, _any_value(value))
+
+
+# Most attributes repeat from span to span (system, queue, operation, function): encoded once.
+# Only scalars: a tuple (1,) equals (True,), and typed caching tells apart only the outer type.
+_cached_key_value = functools.lru_cache(maxsize=2048, typed=True)(_encode_key_value)
 
 
 def _key_value(key: str, value: Any) -> bytes:
     if isinstance(value, (str, bool, int, float)):
-        return _scalar_key_value(key, value)
-    encoded_value = _any_value(value)
-    return _field(1, key.encode()) + _tag(2, _LENGTH) + _varint(len(encoded_value)) + encoded_value
+        return _cached_key_value(key, value)
+    return _encode_key_value(key, value)
 
 
 def _attributes(field: int, attributes: Mapping[str, Any] | None) -> bytes:
     if not attributes:
         return b""
-    tag = _tag(field, _LENGTH)
-    parts = []
-    for key, value in attributes.items():
-        pair = _key_value(key, value)
-        parts.append(tag + _varint(len(pair)) + pair)
-    return b"".join(parts)
+    return b"".join(_present(field, _key_value(key, value)) for key, value in attributes.items())
 
 
 def _flags(tag: bytes, context: SpanContext | None) -> bytes:
@@ -125,7 +124,6 @@ _SPAN_ID = _tag(2, _LENGTH) + b"\x08"
 _PARENT_SPAN_ID = _tag(4, _LENGTH) + b"\x08"
 _START = _tag(7, _FIXED64)
 _END = _tag(8, _FIXED64)
-_STATUS = _tag(15, _LENGTH)
 _SPAN_FLAGS = _tag(16, _FIXED32)
 _LINK_FLAGS = _tag(6, _FIXED32)
 _EVENT_TIME = _tag(1, _FIXED64)
@@ -162,8 +160,7 @@ def _span(span: ReadableSpan) -> bytes:
     status = span.status
     if status is not None:
         # Status is a message field: present even when it says UNSET with no message.
-        body = _string(2, status.description) + _uint(3, status.status_code.value)
-        parts += (_STATUS, _varint(len(body)), body)
+        parts.append(_present(15, _string(2, status.description) + _uint(3, status.status_code.value)))
     parts.append(_flags(_SPAN_FLAGS, parent))
     return b"".join(parts)
 
@@ -184,34 +181,15 @@ def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
         scopes.setdefault(id(scope), (scope, []))[1].append(_field(2, _span(span)))
     resource_spans = []
     for resource, scopes in groups.values():
+        # Resource and scope are message fields the SDK always sets, empty or not.
         scope_spans = b"".join(
-            _field(2, _tag(1, _LENGTH) + _varint(len(encoded := _scope(scope))) + encoded + b"".join(encoded_spans)
+            _field(2, _present(1, _scope(scope)) + b"".join(encoded_spans)
                    + _string(3, scope.schema_url if scope is not None else None))
             for scope, encoded_spans in scopes.values()
         )
-        encoded_resource = _attributes(1, resource.attributes)
-        body = _tag(1, _LENGTH) + _varint(len(encoded_resource)) + encoded_resource + scope_spans
-        resource_spans.append(_field(1, body + _string(3, resource.schema_url)))
+        resource_spans.append(_field(1, _present(1, _attributes(1, resource.attributes)) + scope_spans
+                                     + _string(3, resource.schema_url)))
     return b"".join(resource_spans)
-
-
-# Spans encoded between two releases of the GIL by the export thread (see encode_spans_yielding).
-YIELD_EVERY = 16
-
-
-def encode_spans_yielding(spans: Sequence[ReadableSpan]) -> bytes:
-    """`encode_spans` in slices, letting other threads run in between.
-
-    A thread that holds the GIL keeps it for up to the switch interval (5 ms) while another
-    thread waits, so a request or enqueue whose Redis answer arrives during an export would wait
-    that long each time. Serialized requests concatenate into one (protobuf merges repeated
-    fields), so slices cost nothing on the wire but a few repeated resource headers.
-    """
-    parts = []
-    for start in range(0, len(spans), YIELD_EVERY):
-        parts.append(encode_spans(spans[start:start + YIELD_EVERY]))
-        time.sleep(0)  # releases the GIL
-    return b"".join(parts)
 
 
 def build_exporter(timeout: float | None) -> Any:
@@ -224,9 +202,11 @@ def build_exporter(timeout: float | None) -> Any:
         def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
             if self._shutdown:
                 return SpanExportResult.FAILURE
-            # The SDK's export, minus its object-by-object encoder: `_client` is the transport it
-            # posts through, with its retries and backoff (tests/tracing cover the round trip).
-            sent = self._client.export(encode_spans_yielding(spans))
+            # The SDK's export with our encoder: `_client` is the transport it posts through, with
+            # its retries and backoff (tests/tracing cover the round trip). Left out with the
+            # SDK's version: its opt-in self-metrics and its refusal of requests over 64 MiB
+            # (a batch here is at most OTEL_BSP_MAX_EXPORT_BATCH_SIZE spans).
+            sent = self._client.export(encode_spans(spans))
             return SpanExportResult.SUCCESS if sent.success else SpanExportResult.FAILURE
 
     return WireOTLPSpanExporter(timeout=timeout)
