@@ -42,8 +42,8 @@ class HorsePipeMixin:
     """
 
     _pipe: int | None = None  # in the worker: the read end; in a horse: the write end
-    _received = bytearray()
-    _exiting: list[int]
+    _received: bytearray  # what the worker has read of the report so far
+    _exiting: tuple[int, ...] = ()  # horses done but perhaps not yet reaped
     horse_message: bytes | None = None  # the report the last horse sent, as sent
 
     def fork_work_horse(self, job: Any, queue: Any) -> None:
@@ -74,20 +74,20 @@ class HorsePipeMixin:
             size = int.from_bytes(self._received[:8], "big")
             if len(self._received) >= 8 and len(self._received) == 8 + size:
                 self.horse_message = bytes(self._received[8:])
-                self._exiting = [*getattr(self, "_exiting", []), self.horse_pid]  # type: ignore[attr-defined]
+                self._exiting = (*self._exiting, self.horse_pid)  # type: ignore[attr-defined]
                 return self.horse_pid, os.EX_OK, None  # type: ignore[attr-defined]
         return super().wait_for_horse()  # type: ignore[misc]
 
     def reap_exited_horses(self, block: bool = False) -> None:
         still_exiting = []
-        for pid in getattr(self, "_exiting", []):
+        for pid in self._exiting:
             try:
                 reaped, _ = os.waitpid(pid, 0 if block else os.WNOHANG)
             except ChildProcessError:
                 continue
             if not reaped:
                 still_exiting.append(pid)
-        self._exiting = still_exiting
+        self._exiting = tuple(still_exiting)
 
     def teardown(self) -> None:
         self.reap_exited_horses(block=True)

@@ -34,7 +34,7 @@ from modwatch.telemetry.job_traces import (
     record_execution,
 )
 from modwatch.telemetry.request_context import current_request_id
-from modwatch.telemetry.trace_ids import current_trace_id
+from modwatch.telemetry.trace_ids import current_trace_id, trace_id_of
 
 tracer = trace.get_tracer("modwatch.rq")
 # rq-scheduler keeps a recurring job's schedule in these meta keys.
@@ -106,8 +106,7 @@ class SendSpan:
         job.meta[CONTEXT_KEY] = carrier = {}
         propagate.inject(carrier, context=trace.set_span_in_context(span, parent))
         if CREATED_KEY not in job.meta:
-            context = span.get_span_context()
-            job.meta[CREATED_KEY] = format(context.trace_id, "032x") if context.is_valid else None
+            job.meta[CREATED_KEY] = trace_id_of(span)
         request_id = current_request_id()
         if request_id and REQUEST_ID_KEY not in job.meta:
             job.meta[REQUEST_ID_KEY] = request_id
@@ -173,10 +172,10 @@ def start_attempt_span(worker_name: str, job: Any, queue: Any) -> trace.Span:
         enqueued_at = job.enqueued_at if job.enqueued_at.tzinfo else job.enqueued_at.replace(tzinfo=timezone.utc)
         attributes["messaging.rq.wait_seconds"] = max(0.0, time.time() - enqueued_at.timestamp())
     span = tracer.start_span(f"process {queue.name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes)
-    context = span.get_span_context()
-    if context.is_valid:  # not when the SDK is disabled
+    trace_id = trace_id_of(span)
+    if trace_id:  # none when the SDK is disabled
         # Saved with RQ's start of execution (TracedJob.prepare_for_execution).
-        span.set_attribute("messaging.rq.attempt", record_execution(job, format(context.trace_id, "032x")))
+        span.set_attribute("messaging.rq.attempt", record_execution(job, trace_id))
     return span
 
 
@@ -214,7 +213,7 @@ class TracingWorkerMixin:
     The span starts and ends in the worker process, around RQ's execute_job: a work horse only
     makes it current while it runs the job, so the job's own spans, logs and recorded exceptions
     belong to it, and reports its end state (`span_state`, in the horse's report that
-    `JobMetricsWorkerMixin` pushes). Starting it in the horse would cost milliseconds per job in
+    `JobMetricsWorkerMixin` sends). Starting it in the horse would cost milliseconds per job in
     copied memory, and a horse killed from outside would take its span with it; here it ends
     with the failure RQ records. Other spans a horse makes reach the exporter through its worker
     (`tracing.SpanRelay`). The worker's `job_class` must be `TracedJob`, which saves the trace id.
