@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -99,6 +100,12 @@ end
 return false
 """
 
+@functools.lru_cache(maxsize=8)
+def _enqueue_unless_seen(connection: Any) -> Any:
+    """The script bound to a connection, made once (it hashes its source when made)."""
+    return connection.register_script(_ENQUEUE_UNLESS_SEEN)
+
+
 # RQ stamps each job with the server's version, read with INFO on every new Queue object;
 # a process reads it once.
 _server_version: tuple[int, int, int] | None = None
@@ -137,9 +144,7 @@ def enqueue_webhook(event: str, object_id: str, payload: dict[str, Any]) -> Webh
     with queue.connection.pipeline() as pipe:
         queue.enqueue_job(job, pipeline=pipe)
         commands = [part for args, _ in pipe.command_stack for part in (len(args), *args)]
-    seen = queue.connection.register_script(_ENQUEUE_UNLESS_SEEN)(
-        keys=[marker], args=[job_id, WEBHOOK_SEEN_TTL, *commands]
-    )
+    seen = _enqueue_unless_seen(queue.connection)(keys=[marker], args=[job_id, WEBHOOK_SEEN_TTL, *commands])
     if seen is not None:
         return WebhookEnqueued(job=None, job_id=seen.decode(), duplicate=True)
     return WebhookEnqueued(job=job, job_id=job_id, duplicate=False)
