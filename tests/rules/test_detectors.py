@@ -90,6 +90,31 @@ def test_regex_hits_and_misses(ruleset):
     assert hits(rules, statuses=[status(1, "send to 0x1234")]) == []
 
 
+def test_rules_behind_one_gate_each_report_their_own_first_match(ruleset):
+    rules = ruleset(
+        {"name": "casino", "detector": "regex", "pattern": r"casino\s+bonus", "flags": ["ignorecase"]},
+        {"name": "telegram", "detector": "regex", "pattern": r"t\.me/\w+", "flags": ["ignorecase"]},
+        {"name": "casino-again", "detector": "regex", "pattern": r"casino\s+bonus", "flags": ["ignorecase"]},
+        {"name": "shouting", "detector": "regex", "pattern": r"(?i)win big"},  # inline flags: no gate
+        {"name": "exact", "detector": "regex", "pattern": r"Free Money"},  # other flags: another group
+        {"name": "short-links", "detector": "keyword", "keywords": ["bit.ly", "t.co"]},
+        {"name": "shop", "detector": "keyword", "keywords": ["shop.example"]},
+    )
+    matcher = rules._text_matchers["status_text"]
+    assert sorted(len(members) for gate, members in matcher.regex_gates if gate is not None) == [3]
+    assert [[rule.name for rule, _ in members] for gate, members in matcher.regex_gates if gate is None] == [
+        ["shouting"], ["exact"]]
+    found = hits(rules, statuses=[
+        status(1, "CASINO  bonus at t.me/spamchan and bit.ly/x"),
+        status(2, "WIN BIG, free money, visit shop.example"),
+        status(3, "nothing to see here"),
+    ])
+    assert sorted((hit.status_id, hit.rule, hit.matched_text) for hit in found) == [
+        ("1", "casino", "CASINO  bonus"), ("1", "casino-again", "CASINO  bonus"), ("1", "short-links", "bit.ly"),
+        ("1", "telegram", "t.me/spamchan"), ("2", "shop", "shop.example"), ("2", "shouting", "WIN BIG"),
+    ]
+
+
 # -- posting_rate --
 
 

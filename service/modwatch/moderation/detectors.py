@@ -27,6 +27,9 @@ MAX_EVIDENCE_CHARS = 200
 REGEX_TIMEOUT_SECONDS = 0.05
 _WORD = re.compile(r"\w+")
 _PLAIN_WORDS = re.compile(r"\w+(?:\s+\w+)*")
+# A flag group that is not scoped, `(?i)` (scoped ones, `(?i:...)`, have a colon); errs on the
+# side of finding one, which only costs a pattern its gate.
+_INLINE_FLAGS = re.compile(r"\(\?[A-Za-z0-9-]+\)")
 
 
 class Evidence(NamedTuple):
@@ -129,18 +132,25 @@ class TextMatcher:
     keywords (`whole_word: false`, or with punctuation such as `bit.ly`) get one `re` pattern per
     rule: escaped literals, which cannot backtrack. Regex rules run with the `regex` module under
     REGEX_TIMEOUT_SECONDS per text.
+
+    Patterns with the same flags sit behind a gate: one search for all of them at once
+    (`_gated`). Most texts match none of them, and then cost that one search instead of one per
+    rule; when the gate matches, each pattern runs on its own, so every rule still reports its
+    own first match.
     """
 
     def __init__(self, rules: list[Rule]) -> None:
         self.phrases: dict[bool, dict[str, list[Rule]]] = {True: defaultdict(list), False: defaultdict(list)}
         self.phrase_starts: set[str] = set()
         self.keyword_patterns: list[tuple[Rule, re.Pattern[str]]] = []
-        self.regexes: list[tuple[Rule, regex.Pattern[str]]] = []
+        regexes: list[tuple[Rule, regex.Pattern[str]]] = []
         for rule in rules:
             if rule.detector == "regex":
-                self.regexes.append((rule, compile_pattern(rule.params["pattern"], rule.params["flags"])))
+                regexes.append((rule, compile_pattern(rule.params["pattern"], rule.params["flags"])))
             else:
                 self._add_keywords(rule)
+        self.keyword_gates = _gated(self.keyword_patterns, re.compile)
+        self.regex_gates = _gated(regexes, regex.compile)
 
     def _add_keywords(self, rule: Rule) -> None:
         case_sensitive, whole_word = rule.params["case_sensitive"], rule.params["whole_word"]
@@ -162,18 +172,27 @@ class TextMatcher:
         cannot hide the others from it."""
         if self.phrases[True] or self.phrases[False]:
             yield from self._scan_words(text)
-        for rule, pattern in self.keyword_patterns:
-            match = pattern.search(text)
-            if match:
-                yield rule, _clip(match.group())
-        for rule, pattern in self.regexes:
-            try:
-                match = pattern.search(text, timeout=REGEX_TIMEOUT_SECONDS)
-            except TimeoutError:
-                timed_out.add(rule.name)
+        for gate, members in self.keyword_gates:
+            if gate is not None and not gate.search(text):
                 continue
-            if match:
-                yield rule, _clip(match.group())
+            for rule, pattern in members:
+                match = pattern.search(text)
+                if match:
+                    yield rule, _clip(match.group())
+        for gate, members in self.regex_gates:
+            try:
+                if gate is not None and not gate.search(text, timeout=REGEX_TIMEOUT_SECONDS):
+                    continue
+            except TimeoutError:
+                pass  # each pattern gets its own budget below, and reports its own timeout
+            for rule, pattern in members:
+                try:
+                    match = pattern.search(text, timeout=REGEX_TIMEOUT_SECONDS)
+                except TimeoutError:
+                    timed_out.add(rule.name)
+                    continue
+                if match:
+                    yield rule, _clip(match.group())
 
     def _scan_words(self, text: str) -> Iterator[tuple[Rule, str]]:
         words = list(_WORD.finditer(text))
@@ -191,6 +210,33 @@ class TextMatcher:
                 if not text[words[end - 1].end() : words[end].start()].isspace():
                     break
                 exact, folded = f"{exact} {words[end].group()}", f"{folded} {words[end].group().casefold()}"
+
+
+Gated = list[tuple[Any, list[tuple[Rule, Any]]]]
+
+
+def _gated(patterns: list[tuple[Rule, Any]], compile: Callable[[str, int], Any]) -> Gated:
+    """`patterns` in groups, each behind a gate that matches a text when any of its patterns does.
+
+    A gate is the alternation of its group's patterns, which share their flags. A pattern that
+    sets flags inline (`(?x)` would apply to the whole alternation) or is verbose (a comment would
+    swallow the rest of it) stays out of gates (gate None). Rule patterns cannot use
+    backreferences (`rules.check_pattern`), so renumbered groups change nothing. The order of
+    groups does not matter: the engine orders hits by rule.
+    """
+    groups: dict[int, list[tuple[Rule, Any]]] = {}
+    alone: list[tuple[Rule, Any]] = []
+    for rule, pattern in patterns:
+        if _INLINE_FLAGS.search(pattern.pattern) or pattern.flags & re.VERBOSE:
+            alone.append((rule, pattern))
+        else:
+            groups.setdefault(pattern.flags, []).append((rule, pattern))
+    gated: Gated = [(None, [entry]) for entry in alone]
+    for flags, members in groups.items():
+        alternatives = dict.fromkeys(pattern.pattern for _, pattern in members)  # once each, in order
+        gate = compile("|".join(f"(?:{alternative})" for alternative in alternatives), flags) if len(members) > 1 else None
+        gated.append((gate, members))
+    return gated
 
 
 def _keyword_pattern(keyword: str, whole_word: bool) -> str:
