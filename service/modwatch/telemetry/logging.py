@@ -7,6 +7,7 @@ structlog's contextvars.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -21,8 +22,9 @@ _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
 _URL_SECRETS = re.compile(r"((?:access_token|client_secret|code|token)=)[^&\s\"']+|(//[^/\s:@]+:)[^/\s@]+(@)", re.IGNORECASE)
 
 
-# Every pattern above needs one of these characters; most values (ids, names, events) have none.
-_MAY_HOLD_SECRET = re.compile(r"[\s=@]")
+# Every pattern above needs one of these: "Bearer", "=" (a query parameter) or "@" (user:password@).
+# Most values, log messages included, have none, and are not searched further.
+_MAY_HOLD_SECRET = re.compile(r"bearer|[=@]", re.IGNORECASE)
 
 
 def _redact_text(value: str) -> str:
@@ -32,9 +34,15 @@ def _redact_text(value: str) -> str:
     return _URL_SECRETS.sub(lambda m: f"{m.group(1)}[redacted]" if m.group(1) else f"{m.group(2)}[redacted]{m.group(3)}", value)
 
 
+@functools.lru_cache(maxsize=1024)
+def _is_secret_key(key: str) -> bool:
+    """Log keys are names in code, a small set: each is searched once."""
+    return bool(_SECRET_KEYS.search(key))
+
+
 def redact_secrets(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(event.items()):
-        if _SECRET_KEYS.search(key) and value not in (None, ""):
+        if _is_secret_key(key) and value not in (None, ""):
             event[key] = "[redacted]"
         elif isinstance(value, str):
             event[key] = _redact_text(value)
