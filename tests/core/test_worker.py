@@ -96,3 +96,23 @@ def test_a_horse_report_larger_than_a_pipe_buffer_arrives_whole(core_env):
                 RULE_HITS.remove(f"bulk-{index}")
             except KeyError:
                 pass
+
+
+def test_forking_worker_imports_a_job_module_once_itself_and_fails_unimportable_jobs_as_rq_does(core_env):
+    from rq.registry import FailedJobRegistry
+
+    from modwatch.connection import get_redis
+    from modwatch.jobs.queues import WEBHOOKS, get_queue
+    from modwatch.jobs.worker import build_worker
+
+    sys.modules.pop("core.importedonce", None)
+    queue = get_queue(WEBHOOKS)
+    jobs = [queue.enqueue("core.importedonce.imported_by") for _ in range(2)]
+    missing = queue.enqueue("core.no_such_module.function")
+
+    assert build_worker(get_redis(), [WEBHOOKS]).work(burst=True, with_scheduler=False)
+
+    # Imported by the worker (this process) before forking, not by each horse.
+    assert [job.return_value(refresh=True) for job in jobs] == [os.getpid(), os.getpid()]
+    assert missing.id in FailedJobRegistry(queue=queue).get_job_ids()
+    assert "Invalid attribute name: function" in missing.latest_result().exc_string
