@@ -29,11 +29,14 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from modwatch.api.app import create_app
+    from modwatch.heap import freeze_heap
     from modwatch.storage.db import upgrade_database
 
     settings = _start("api")
     upgrade_database()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False)
+    app = create_app(settings)
+    freeze_heap()
+    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import socket
 import sys
@@ -14,6 +13,7 @@ import structlog
 from prometheus_client import start_http_server
 from rq import SimpleWorker, Worker
 
+from modwatch.heap import freeze_heap
 from modwatch.jobs.queues import PRIORITY, ModwatchQueue, get_queue
 from modwatch.settings import Settings
 from modwatch.telemetry.job_metrics import JobMetricsWorkerMixin
@@ -90,16 +90,6 @@ class HorsePipeMixin:
     def teardown(self) -> None:
         self.reap_exited_horses(block=True)
         super().teardown()  # type: ignore[misc]
-
-
-def freeze_heap() -> None:
-    """Move every object so far to the collector's permanent generation.
-
-    A work horse's collections would otherwise walk them all, writing to every object and so
-    copying the worker's heap into the horse page by page.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 class ModwatchWorker(HorsePipeMixin, TracingWorkerMixin, JobMetricsWorkerMixin, Worker):
