@@ -60,6 +60,20 @@ def test_rq_lines_during_a_job_carry_job_queue_and_trace(redis_conn, spans, json
     for line in in_job:
         assert line["queue"] == WEBHOOKS
         assert line["trace_id"] == format(process.context.trace_id, "032x")
+        assert "request_id" not in line  # no request created this job
+
+
+def test_lines_of_a_job_a_request_created_carry_its_request_id(redis_conn, json_logs):
+    from modwatch.telemetry.request_context import _request_id
+
+    token = _request_id.set("req-42")
+    try:
+        job = get_queue(WEBHOOKS).enqueue(jobfuncs.add, 1, 2)
+    finally:
+        _request_id.reset(token)
+    build_worker(redis_conn, [WEBHOOKS], simple=True).work(burst=True)
+    in_job = [line for line in json_logs() if line.get("job_id") == job.id]
+    assert in_job and all(line["request_id"] == "req-42" for line in in_job)
 
 
 def test_secrets_are_redacted(json_logs):

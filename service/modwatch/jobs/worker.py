@@ -123,6 +123,10 @@ class ModwatchWorker(HorsePipeMixin, TracingWorkerMixin, JobMetricsWorkerMixin, 
 class ModwatchSimpleWorker(TracingWorkerMixin, JobMetricsWorkerMixin, SimpleWorker):
     queue_class = ModwatchQueue
 
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        freeze_heap()  # full collections would walk every start-up object again, between jobs
+        return super().work(*args, **kwargs)
+
 
 def build_worker(connection: redis.Redis, queue_names: Sequence[str] = (), simple: bool = False) -> Worker:
     names = list(queue_names) or list(PRIORITY)

@@ -234,9 +234,10 @@ class TracingWorkerMixin:
     def perform_job(self, job: Any, queue: Any) -> bool:
         span = self._attempt_span or trace.INVALID_SPAN
         # The job's own exceptions never get here: RQ catches them and calls handle_exception.
-        with trace.use_span(span, end_on_exit=False), structlog.contextvars.bound_contextvars(
-            job_id=job.id, queue=queue.name, request_id=job.meta.get(REQUEST_ID_KEY)
-        ):
+        context = {"job_id": job.id, "queue": queue.name}
+        if request_id := job.meta.get(REQUEST_ID_KEY):  # jobs not enqueued by a request have none
+            context["request_id"] = request_id
+        with trace.use_span(span, end_on_exit=False), structlog.contextvars.bound_contextvars(**context):
             return super().perform_job(job, queue)  # type: ignore[misc]
 
     def report(self, job: Any) -> dict[str, Any]:
