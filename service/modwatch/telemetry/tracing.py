@@ -59,6 +59,7 @@ def build_resource(process: str) -> Resource:
 
 # How long shutdown waits for an export in flight, as the SDK's batch processor does.
 SHUTDOWN_SECONDS = 30.0
+DEFAULT_EXPORT_BATCH_SIZE = 64
 
 
 def _env_int(name: str, default: int) -> int:
@@ -84,7 +85,9 @@ class SpanRelay(SpanProcessor):
         self.exporter = exporter
         self.resource = resource
         self.delay = _env_int("OTEL_BSP_SCHEDULE_DELAY", 5000) / 1000
-        self.batch_size = _env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)
+        # 64 rather than the SDK's 512: encoding a batch holds the GIL, and request threads wait
+        # it out. 512 spans (about 10 ms) made the API's p99 at 125 req/s 33-49 ms; 64, 13-23 ms.
+        self.batch_size = _env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", DEFAULT_EXPORT_BATCH_SIZE)
         self.spans: deque[ReadableSpan] = deque(maxlen=_env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048))
         self.encoded: deque[bytes] = deque(maxlen=self.spans.maxlen)
         self.held: list[ReadableSpan] | None = None
