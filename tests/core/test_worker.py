@@ -109,6 +109,7 @@ def test_forking_worker_imports_a_job_module_once_itself_and_fails_unimportable_
     queue = get_queue(WEBHOOKS)
     jobs = [queue.enqueue("core.importedonce.imported_by") for _ in range(2)]
     missing = queue.enqueue("core.no_such_module.function")
+    exits = queue.enqueue("core.exitsonimport.function")  # importing it in the worker must not end the worker
 
     assert build_worker(get_redis(), [WEBHOOKS]).work(burst=True, with_scheduler=False)
 
@@ -116,3 +117,4 @@ def test_forking_worker_imports_a_job_module_once_itself_and_fails_unimportable_
     assert [job.return_value(refresh=True) for job in jobs] == [os.getpid(), os.getpid()]
     assert missing.id in FailedJobRegistry(queue=queue).get_job_ids()
     assert "Invalid attribute name: function" in missing.latest_result().exc_string
+    assert exits.id in FailedJobRegistry(queue=queue).get_job_ids()

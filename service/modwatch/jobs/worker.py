@@ -113,8 +113,8 @@ class ModwatchWorker(HorsePipeMixin, TracingWorkerMixin, JobMetricsWorkerMixin, 
         modules = len(sys.modules)
         try:
             job.func
-        except Exception:  # noqa: BLE001 - the horse fails the job with RQ's own error, as it would have
-            pass
+        except (Exception, SystemExit):  # noqa: BLE001
+            pass  # the horse fails the job with RQ's own error, as it would have; the worker goes on
         if len(sys.modules) != modules:
             freeze_heap()
         super().fork_work_horse(job, queue)
