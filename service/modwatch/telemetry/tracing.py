@@ -14,8 +14,10 @@ own (`export_handed_over`). See `SpanRelay`.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -57,8 +59,10 @@ def build_resource(process: str) -> Resource:
     )
 
 
-# How long shutdown waits for an export in flight, as the SDK's batch processor does.
-SHUTDOWN_SECONDS = 30.0
+# How long a stopping process spends exporting what it still holds (Docker waits 10 s before it
+# kills): with the collector down, each batch would take its whole export timeout, and a relay
+# holding 2,048 spans would keep the process for a minute and a half.
+SHUTDOWN_SECONDS = 5.0
 DEFAULT_EXPORT_BATCH_SIZE = 64
 
 
@@ -91,6 +95,7 @@ class SpanRelay(SpanProcessor):
         self.spans: deque[ReadableSpan] = deque(maxlen=_env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048))
         self.encoded: deque[bytes] = deque(maxlen=self.spans.maxlen)
         self.held: list[ReadableSpan] | None = None
+        self.deadline = math.inf  # monotonic time after which what is left is dropped (set by shutdown)
         self.pid: int | None = None  # the process whose export thread runs
         self.starting = threading.Lock()
         self.stopped = False
@@ -139,7 +144,7 @@ class SpanRelay(SpanProcessor):
             self.wake.clear()
             self._export()
 
-    def _export(self) -> None:
+    def _export(self, deadline: float = math.inf) -> None:
         with self.lock:
             spans = []
             while self.encoded:
@@ -150,6 +155,9 @@ class SpanRelay(SpanProcessor):
             while self.spans:
                 spans.append(self.spans.popleft())
             for start in range(0, len(spans), self.batch_size):
+                if time.monotonic() >= min(deadline, self.deadline):
+                    log.warning("spans_dropped", spans=len(spans) - start, reason="export deadline passed")
+                    return
                 try:
                     self.exporter.export(spans[start:start + self.batch_size])
                 except Exception:  # never end the export thread
@@ -157,11 +165,12 @@ class SpanRelay(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         if self.pid == os.getpid():
-            self._export()
+            self._export(time.monotonic() + timeout_millis / 1000)
         return True
 
     def shutdown(self) -> None:
         if self.pid == os.getpid() and not self.stopped:
+            self.deadline = time.monotonic() + SHUTDOWN_SECONDS
             self.stopped = True
             self.wake.set()
             self.thread.join(SHUTDOWN_SECONDS)
