@@ -61,6 +61,18 @@ def enqueued_counter(queue: str, function: str) -> Any:
     return metrics.JOBS_ENQUEUED.labels(queue=queue, function=function)
 
 
+@functools.lru_cache(maxsize=1024)
+def attempt_series(queue: str, function: str, outcome: str) -> tuple[Any, Any]:
+    """The finished counter and run-time histogram series of one outcome, kept as `enqueued_counter`'s."""
+    return (metrics.JOBS_FINISHED.labels(queue=queue, function=function, outcome=outcome),
+            metrics.JOB_DURATION.labels(queue=queue, function=function, outcome=outcome))
+
+
+@functools.lru_cache(maxsize=1024)
+def wait_series(queue: str, function: str) -> Any:
+    return metrics.JOB_WAIT.labels(queue=queue, function=function)
+
+
 def classify(status: str | None, failure: str | None) -> str:
     """An attempt's outcome from the job's status after it and, if it failed, its exception text."""
     if status == JobStatus.FINISHED:
@@ -184,11 +196,12 @@ class JobMetricsWorkerMixin:
             ended, trace = report["outcome"], report["trace_id"]
         else:  # the horse died without reporting (killed, stopped): ask Redis
             ended, trace = outcome(job), trace_id(job)
-        labels = {"queue": job.origin, "function": function_label(job)}
+        function = function_label(job)
         exemplar = {"trace_id": trace} if trace else None
-        metrics.JOBS_FINISHED.labels(**labels, outcome=ended).inc()
-        metrics.JOB_DURATION.labels(**labels, outcome=ended).observe(duration, exemplar)
+        finished, run_time = attempt_series(job.origin, function, ended)
+        finished.inc()
+        run_time.observe(duration, exemplar)
         # enqueued_at is when the job was put on the queue, or moved there once due (RQ resets it).
         waited = _seconds_since(enqueued_at, started)
         if waited is not None:
-            metrics.JOB_WAIT.labels(**labels).observe(waited, exemplar)
+            wait_series(job.origin, function).observe(waited, exemplar)
