@@ -100,3 +100,20 @@ def test_secrets_in_tracebacks_are_redacted(json_logs):
         structlog.get_logger("tests.tracing").exception("failed")
     [line] = json_logs()
     assert "in-a-traceback" not in json.dumps(line)
+
+
+def test_standard_library_lines_keep_level_logger_and_exception(json_logs):
+    try:
+        raise ValueError("GET https://mastodon.example/api?access_token=from-rq failed")
+    except ValueError:
+        logging.getLogger("rq.worker").error("job %s failed", "wh-1", exc_info=True)
+    [line] = json_logs()
+    assert (line["event"], line["level"], line["logger"]) == ("job wh-1 failed", "error", "rq.worker")
+    assert line["timestamp"].endswith("Z")
+    assert "ValueError: GET" in line["exception"] and "from-rq" not in json.dumps(line)
+
+
+def test_values_orjson_refuses_are_still_written(json_logs):
+    structlog.get_logger("tests.tracing").info("huge", number=2**70, key_types={1: "one"})
+    [line] = json_logs()
+    assert line["number"] == 2**70 and line["key_types"] == {"1": "one"}

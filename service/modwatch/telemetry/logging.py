@@ -8,11 +8,13 @@ structlog's contextvars.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import sys
 from typing import Any
 
+import orjson
 import structlog
 from opentelemetry import trace
 
@@ -65,35 +67,68 @@ def add_trace_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, 
     return event
 
 
+def json_text(event: dict[str, Any], **options: Any) -> str:
+    """One log line's JSON: orjson, a fifth of the standard library's time (a line is rendered for
+    each of RQ's four lines a job); the standard library for what orjson refuses (integers over 64 bits)."""
+    try:
+        return orjson.dumps(event, default=options.get("default"), option=orjson.OPT_NON_STR_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(event, **options)
+
+
+class RecordFormatter(logging.Formatter):
+    """Renders every record, structlog's and the standard library's (uvicorn, RQ), through processors.
+
+    structlog's ProcessorFormatter does the same for this set-up, but copies each record and then
+    formats it a second time through logging.Formatter: a quarter more per line, and a job makes
+    four lines.
+    """
+
+    def __init__(self, foreign_pre_chain: list[Any], processors: list[Any]) -> None:
+        super().__init__()
+        self.foreign_pre_chain = foreign_pre_chain
+        self.processors = processors
+
+    def format(self, record: logging.LogRecord) -> str:
+        if isinstance(record.msg, dict) and hasattr(record, "_logger"):
+            # From structlog (`ProcessorFormatter.wrap_for_formatter`): the shared processors have run.
+            logger, method, event = record._logger, record._name, dict(record.msg)
+        else:
+            logger, method = None, record.levelname.lower()
+            event = {"event": record.getMessage(), "_record": record}
+            if record.exc_info:
+                event["exc_info"] = record.exc_info
+            if record.stack_info:
+                event["stack_info"] = record.stack_info
+            for processor in self.foreign_pre_chain:
+                event = processor(logger, method, event)
+            del event["_record"]
+        for processor in self.processors:
+            event = processor(logger, method, event)
+        return event
+
+
 def configure(level: str = "INFO", fmt: str = "auto") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        *extra_processors,
+        # Before the fields added below, which are never secrets: fewer values to search.
+        redact_secrets,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_ids,
-        *extra_processors,
-        redact_secrets,
     ]
-    renderer = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    renderer = structlog.processors.JSONRenderer(serializer=json_text) if use_json else structlog.dev.ConsoleRenderer()
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            redact_exception,
-            renderer,
-        ],
-    )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(RecordFormatter(shared, [structlog.processors.format_exc_info, redact_exception, renderer]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
