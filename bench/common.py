@@ -61,6 +61,9 @@ def child_env(tmp: Path, **extra: str) -> dict[str, str]:
         "WEBHOOK_SECRET": WEBHOOK_SECRET,
         "METRICS_PORT": "0",
         "LOG_FORMAT": "json",
+        # As deployed (Dockerfile): every line written when it is logged. Without it, bare RQ's
+        # lines, on stdout, sit in an 8 KiB buffer while modwatch's, on stderr, are written one by one.
+        "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join([str(BENCH), env.get("PYTHONPATH", "")]),
     })
     env.update(extra)
