@@ -199,3 +199,19 @@ def test_baggage_travels_with_the_job(redis_conn, spans):
         context.detach(token)
     job = Job.fetch(get_queue(WEBHOOKS).job_ids[0], connection=redis_conn)
     assert job.meta[CONTEXT_KEY]["baggage"] == "tenant=example"
+
+
+def test_a_request_left_out_by_sampling_leaves_its_job_out_too(redis_conn, spans):
+    # A parent-based sampler keeps a trace whole: the job carries the request's decision.
+    unsampled = trace.NonRecordingSpan(trace.SpanContext(
+        trace_id=0x1234, span_id=0x5678, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT)))
+    with trace.use_span(unsampled):
+        left_out = get_queue(WEBHOOKS).enqueue(jobfuncs.add, 1, 2)
+    with tracer.start_as_current_span("POST /kept", kind=SpanKind.SERVER):
+        kept = get_queue(WEBHOOKS).enqueue(jobfuncs.add, 2, 3)
+    work(redis_conn, WEBHOOKS)
+    processed = {span.attributes["messaging.message.id"] for span in named(spans, "process webhooks")}
+    sent = {span.attributes["messaging.message.id"] for span in named(spans, "send webhooks")}
+    assert processed == sent == {kept.id}
+    # Its ids still exist for logs and job metadata; the trace is only not exported.
+    assert job_trace_ids(Job.fetch(left_out.id, connection=redis_conn))["executions"] == [format(0x1234, "032x")]
