@@ -3,8 +3,8 @@
     python bench/run.py [--only worker,enqueue,webhooks,queue_stats,rules,poll] [--write-docs]
 
 Uses Redis database 6 on 127.0.0.1:6379 (BENCH_REDIS_URL overrides) and flushes only that
-database; the queue-stats benchmark starts a private redis-server. Takes about 15 minutes on
-2 cores, most of it the forking worker draining 2,000 jobs twice.
+database; the queue-stats benchmark starts a private redis-server. Takes 4 to 6 minutes on
+2 cores (up to 15 when the host is slow), most of it the forking worker draining 2,000 jobs twice.
 """
 
 from __future__ import annotations
