@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 from rq import Queue, SimpleWorker, Worker
 
@@ -38,7 +39,7 @@ def main(kind: str, klass: str, queue_name: str) -> None:
     first_job: list[float] = []
     execute_job = worker.execute_job
 
-    def timed_execute_job(job, queue):  # noqa: ANN001, ANN202
+    def timed_execute_job(job: Any, queue: Any) -> Any:
         if not first_job:
             first_job.append(time.perf_counter())
         return execute_job(job, queue)
