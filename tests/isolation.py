@@ -3,6 +3,7 @@ and waiting for what other processes do."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -15,6 +16,18 @@ from modwatch.settings import get_settings
 from modwatch.storage import db
 
 T = TypeVar("T")
+
+# The suite's Redis server and PostgreSQL database. The defaults are the services CI starts; another Redis
+# (MODWATCH_TEST_REDIS=redis://127.0.0.1:6390) or database lets two checkouts run the suite side by side.
+TEST_REDIS = os.environ.get("MODWATCH_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
+TEST_POSTGRES = os.environ.get("MODWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def redis_db_url(db: int) -> str:
+    """The URL of database `db` of the suite's Redis; db 0 is where a shared Redis keeps its users' data."""
+    if db == 0:
+        raise ValueError("tests never use Redis database 0")
+    return f"{TEST_REDIS}/{db}"
 
 # Settings a test must never inherit from the shell that runs it.
 NOT_INHERITED = (

@@ -7,8 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from isolation import redis_db_url
+
 REDIS_DB = 1
-REDIS_URL = f"redis://127.0.0.1:6379/{REDIS_DB}"
+REDIS_URL = redis_db_url(REDIS_DB)
 API_KEY = "core-test-api-key"
 WEBHOOK_SECRET = "0123456789abcdef0123456789abcdef01234567"  # the shared recordings' test-only secret
 REPO = Path(__file__).resolve().parents[2]

@@ -14,8 +14,10 @@ import redis
 
 from isolation import free_port, wait_for
 
+from isolation import redis_db_url
 
-REDIS_URL = "redis://127.0.0.1:6379/7"
+
+REDIS_URL = redis_db_url(7)
 API_KEY = "faults-api-key-7c1e"
 WEBHOOK_SECRET = "faults-webhook-secret-93ab"
 HERE = Path(__file__).resolve().parent

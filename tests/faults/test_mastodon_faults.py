@@ -21,6 +21,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from faults.support import modwatch, stop
+
 from isolation import reset_caches, wait_for
 from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import enqueue
@@ -30,8 +31,9 @@ from modwatch.simulator import server
 from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN
 from modwatch.storage.db import session_scope, upgrade_database
 from modwatch.storage.models import Report
+from isolation import redis_db_url
 
-REDIS_URL = "redis://127.0.0.1:6379/10"
+REDIS_URL = redis_db_url(10)
 SEED = 15  # its first two fault draws are 0.965 then 0.012: see the timeout drill
 SPAM_TEXT = ("Huge crypto giveaway! Send 0.1 BTC to bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh "
              "and whatsapp me for guaranteed returns")

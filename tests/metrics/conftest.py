@@ -13,8 +13,10 @@ import redis
 
 from isolation import free_port, wait_http
 
+from isolation import redis_db_url
 
-REDIS_URL = "redis://127.0.0.1:6379/4"
+
+REDIS_URL = redis_db_url(4)
 HERE = Path(__file__).resolve().parent
 
 

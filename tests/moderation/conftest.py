@@ -19,8 +19,10 @@ from modwatch.simulator import server
 from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN
 from modwatch.storage.db import dispose_engine, upgrade_database
 
-REDIS_URL = "redis://127.0.0.1:6379/2"
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from isolation import redis_db_url, TEST_POSTGRES
+
+REDIS_URL = redis_db_url(2)
+POSTGRES = TEST_POSTGRES
 SCHEMA = "modwatch_moderation_test"
 API_KEY = "moderation-test-key"
 SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared"))

@@ -12,7 +12,9 @@ from modwatch.mastodon.client import RateLimit
 from modwatch.moderation import ratelimit
 from modwatch.moderation.ratelimit import GATE_KEY, RESERVE_SHARE, SLOT_MARGIN_SECONDS
 
-REDIS_URL = "redis://127.0.0.1:6379/10"
+from isolation import redis_db_url
+
+REDIS_URL = redis_db_url(10)
 NOW = 1_700_000_000.0
 
 

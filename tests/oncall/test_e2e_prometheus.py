@@ -27,10 +27,12 @@ from rq import Queue
 from isolation import free_port, wait_for
 from oncall.support import DASHBOARDS, REPO
 
+from isolation import redis_db_url
+
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is not installed (Debian: prometheus)")
 
-REDIS_URL = "redis://127.0.0.1:6379/5"
+REDIS_URL = redis_db_url(5)
 API_KEY = "e2e-api-key"
 QUEUE_STATS_INTERVAL = 3
 RANGES = {"$__rate_interval": "15s", "$__interval": "5s", "$__range": "5m"}

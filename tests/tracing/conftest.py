@@ -12,8 +12,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from isolation import redis_db_url
 
-REDIS_URL = "redis://127.0.0.1:6379/3"
+
+REDIS_URL = redis_db_url(3)
 API_KEY = "tracing-test-api-key"
 WEBHOOK_SECRET = "0123456789abcdef0123456789abcdef01234567"  # the shared recordings' test-only secret
 REPO = Path(__file__).resolve().parents[2]
