@@ -84,12 +84,14 @@ class WebhookEnqueued:
     duplicate: bool
 
 
-# Dedupe and enqueue in one atomic round trip: if the marker is set, answer the first job id;
-# otherwise set it and run the commands RQ queued for the enqueue (ARGV: job id, marker TTL, then
-# each command as its argument count followed by its arguments).
+# Dedupe and enqueue in one atomic round trip: if the marker is set and its job still exists,
+# answer the first job id; otherwise set it and run the commands RQ queued for the enqueue (KEYS:
+# marker, job hash; ARGV: job id, marker TTL, then each command as its argument count followed by
+# its arguments). A job deleted by hand (rq-dashboard, `Job.delete`) no longer turns Mastodon's
+# redelivery into a silent duplicate: the delivery is enqueued again.
 _ENQUEUE_UNLESS_SEEN = """
 local seen = redis.call('GET', KEYS[1])
-if seen then return seen end
+if seen and redis.call('EXISTS', KEYS[2]) == 1 then return seen end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local i = 3
 while i <= #ARGV do
@@ -144,7 +146,7 @@ def enqueue_webhook(event: str, object_id: str, payload: dict[str, Any]) -> Webh
     with queue.connection.pipeline() as pipe:
         queue.enqueue_job(job, pipeline=pipe)
         commands = [part for args, _ in pipe.command_stack for part in (len(args), *args)]
-    seen = _enqueue_unless_seen(queue.connection)(keys=[marker], args=[job_id, WEBHOOK_SEEN_TTL, *commands])
+    seen = _enqueue_unless_seen(queue.connection)(keys=[marker, job.key], args=[job_id, WEBHOOK_SEEN_TTL, *commands])
     if seen is not None:
         return WebhookEnqueued(job=None, job_id=seen.decode(), duplicate=True)
     return WebhookEnqueued(job=job, job_id=job_id, duplicate=False)
