@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from modwatch.simulator.faults import Faults
-from modwatch.simulator.ratelimit import FixedWindow
+from modwatch.simulator.ratelimit import Limits
 
 DEFAULT_ADMIN_TOKEN = "sim-admin-token"
 DEFAULT_USER_TOKEN = "sim-user-token"
@@ -46,7 +46,7 @@ class Status:
     text: str
     media_descriptions: list[str | None] = field(default_factory=list)  # one per attachment; None = no alt text
     language: str = "en"
-    visibility: str = "public"
+    visibility: str = "public"  # private and direct posts are invisible to a reporter who does not follow
 
 
 @dataclass
@@ -60,6 +60,15 @@ class Report:
     forwarded: bool
     rule_ids: list[int] | None
     created_at: datetime
+    action_taken_at: datetime | None = None  # resolved by a moderator
+
+
+@dataclass
+class Rule:
+    id: int
+    text: str
+    hint: str = ""
+    discarded: bool = False  # deleted by an admin: no longer listed, still valid in reports (Rule.with_discarded)
 
 
 @dataclass
@@ -79,9 +88,11 @@ class Config:
     accounts: int = 200
     admin_token: str = DEFAULT_ADMIN_TOKEN
     user_token: str = DEFAULT_USER_TOKEN
-    ratelimit_limit: int = 300
+    ratelimit_limit: int = 300  # per token (throttle_per_token_api)
     ratelimit_period: int = 300
-    reports_per_day: int = 400
+    paging_limit: int = 300  # per user, requests with min_id/max_id/since_id/page (throttle_authenticated_paging)
+    paging_period: int = 900
+    reports_per_day: int = 400  # per reporting account (RateLimiter reports family)
     growth_per_minute: float = 0.0
     version: str = "4.3.2"
     webhook_target: str | None = None
@@ -110,8 +121,12 @@ class SimState:
             self.reports: list[Report] = []
             self._last_id = 0
             self.faults = Faults(seed=self.config.seed)
-            self.limiter = FixedWindow(self.config.ratelimit_limit, self.config.ratelimit_period)
-            self.report_limiter = FixedWindow(self.config.reports_per_day, 86_400)
+            self.limits = Limits(per_token_limit=self.config.ratelimit_limit,
+                                 per_token_period=self.config.ratelimit_period,
+                                 paging_limit=self.config.paging_limit, paging_period=self.config.paging_period,
+                                 reports_per_day=self.config.reports_per_day)
+            self.rules: list[Rule] = [Rule(1, "No spam or advertising."), Rule(2, "No harassment or hate speech."),
+                                      Rule(3, "Describe media for people who cannot see it.")]
             self.population = Population(self, random.Random(self.config.seed))
             # Staff accounts predate the population so that every id still follows its record's time.
             founded = self.now - timedelta(days=31)
@@ -149,6 +164,15 @@ class SimState:
             for status_id in [s.id for s in self.statuses.values() if s.account_id == account_id]:
                 del self.statuses[status_id]
             return True
+
+    def remove_status(self, status_id: int) -> bool:
+        """Deleted by its author: gone for good, so a report naming it answers 404."""
+        with self.lock:
+            return self.statuses.pop(status_id, None) is not None
+
+    def visible_to_reporter(self, status: Status) -> bool:
+        """AccountStatusesFilter for a local reporter who follows no one: public and unlisted posts only."""
+        return status.visibility in ("public", "unlisted")
 
     def statuses_of(self, account_id: int) -> list[Status]:
         return sorted((s for s in self.statuses.values() if s.account_id == account_id), key=lambda s: s.id, reverse=True)
