@@ -6,6 +6,7 @@ renders them. Mastodon.py requests some paths with a trailing slash, so both spe
 
 from __future__ import annotations
 
+import bisect
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -16,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from modwatch.simulator import entities, webhooks
+from modwatch.simulator import entities, stream, webhooks
 from modwatch.simulator.ratelimit import Verdict
 from modwatch.simulator.state import SimState, Token
 
@@ -64,7 +65,9 @@ def create_app(state: SimState) -> FastAPI:
         return error_response(request, exc.status_code, str(exc.detail))
 
     app.include_router(mastodon_router(state))
+    app.include_router(stream.streaming_router(state))
     app.include_router(control_router(state))
+    app.include_router(stream.control_router(state))
     return app
 
 
@@ -125,15 +128,30 @@ def mastodon_router(state: SimState) -> APIRouter:
 
     @router.get("/api/v1/instance")
     @router.get("/api/v1/instance/")
-    def instance_v1() -> dict:
+    def instance_v1(request: Request) -> dict:
         with state.lock:
-            return entities.instance_v1(state)
+            return entities.instance_v1(state, streaming_url(request))
 
     @router.get("/api/v2/instance")
     @router.get("/api/v2/instance/")
-    def instance_v2() -> dict:
+    def instance_v2(request: Request) -> dict:
         with state.lock:
-            return entities.instance_v2(state)
+            return entities.instance_v2(state, streaming_url(request))
+
+    @router.get("/api/v1/timelines/public")
+    def public_timeline(request: Request, response: Response) -> list:
+        """Mastodon's PublicFeed: public posts, newest first; `local`/`remote`/`only_media`; 20, at most 40."""
+        local = request.query_params.get("local") in TRUE
+        remote = request.query_params.get("remote") in TRUE
+        only_media = request.query_params.get("only_media") in TRUE
+        limit = limit_of(request, 20, 40)
+        with state.lock:
+            page = timeline_page(request, state, limit, lambda s: s.visibility == "public"
+                                 and (not local or state.accounts[s.account_id].domain is None)
+                                 and (not remote or state.accounts[s.account_id].domain is not None)
+                                 and (not only_media or bool(s.media_descriptions)))
+            set_link(request, response, page, limit)
+            return [entities.status(state, s) for s in page]
 
     @router.get("/api/v1/instance/rules")
     def instance_rules() -> list:
@@ -216,6 +234,31 @@ def mastodon_router(state: SimState) -> APIRouter:
             return entities.report(state, record)
 
     return router
+
+
+def streaming_url(request: Request) -> str:
+    """Where this simulator streams: itself (Mastodon announces its STREAMING_API_BASE_URL, wss://...)."""
+    return "ws" + str(request.base_url).rstrip("/").removeprefix("http")
+
+
+def timeline_page(request: Request, state: SimState, limit: int, wanted) -> list:
+    """`paginate` over the id-ordered timeline without reading all of it (the firehose makes it long)."""
+    max_id = parse_id(request.query_params.get("max_id"), "max_id")
+    since_id = parse_id(request.query_params.get("since_id"), "since_id")
+    min_id = parse_id(request.query_params.get("min_id"), "min_id")
+    ids = state.timeline
+    low = bisect.bisect_right(ids, max(since_id or 0, min_id or 0))
+    high = bisect.bisect_left(ids, max_id) if max_id is not None else len(ids)
+    # min_id: the page just above it, oldest first; otherwise the newest page.
+    order = range(low, high) if min_id is not None else range(high - 1, low - 1, -1)
+    page = []
+    for index in order:
+        status = state.statuses.get(ids[index])
+        if status is not None and wanted(status):
+            page.append(status)
+            if len(page) == limit:
+                break
+    return sorted(page, key=lambda s: s.id, reverse=True)
 
 
 def matches_status(moderation: str, wanted: str) -> bool:

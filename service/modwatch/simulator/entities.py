@@ -131,7 +131,7 @@ def status(state: SimState, record: Status) -> dict:
         "reblogs_count": 0,
         "favourites_count": 0,
         "quotes_count": 0,
-        "edited_at": None,
+        "edited_at": iso8601(record.edited_at) if record.edited_at else None,
         "favourited": False,
         "reblogged": False,
         "muted": False,
@@ -201,7 +201,7 @@ def application(token: Token) -> dict:
     }
 
 
-def instance_v1(state: SimState) -> dict:
+def instance_v1(state: SimState, streaming: str = f"wss://{LOCAL_DOMAIN}") -> dict:
     return {
         "uri": LOCAL_DOMAIN,
         "title": "modwatch simulator",
@@ -209,7 +209,7 @@ def instance_v1(state: SimState) -> dict:
         "description": "A simulated Mastodon instance for modwatch.",
         "email": f"admin@{LOCAL_DOMAIN}",
         "version": state.config.version,
-        "urls": {"streaming_api": f"wss://{LOCAL_DOMAIN}"},
+        "urls": {"streaming_api": streaming},
         "stats": {
             "user_count": sum(1 for a in state.accounts.values() if a.domain is None),
             "status_count": len(state.statuses),
@@ -226,7 +226,7 @@ def instance_v1(state: SimState) -> dict:
     }
 
 
-def instance_v2(state: SimState) -> dict:
+def instance_v2(state: SimState, streaming: str = f"wss://{LOCAL_DOMAIN}") -> dict:
     return {
         "domain": LOCAL_DOMAIN,
         "title": "modwatch simulator",
@@ -239,7 +239,7 @@ def instance_v2(state: SimState) -> dict:
         "languages": ["en"],
         "configuration": {
             **_configuration(),
-            "urls": {"streaming": f"wss://{LOCAL_DOMAIN}", "status": None, "about": f"https://{LOCAL_DOMAIN}/about",
+            "urls": {"streaming": streaming, "status": None, "about": f"https://{LOCAL_DOMAIN}/about",
                      "privacy_policy": None, "terms_of_service": None},
             "vapid": {"public_key": application(Token("", 0, False))["vapid_key"]},
             "translation": {"enabled": False},

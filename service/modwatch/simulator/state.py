@@ -10,9 +10,14 @@ import random
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 from modwatch.simulator.faults import Faults
 from modwatch.simulator.ratelimit import FixedWindow
+
+if TYPE_CHECKING:
+    from modwatch.simulator.firehose import Firehose
+    from modwatch.simulator.stream import StreamHub
 
 DEFAULT_ADMIN_TOKEN = "sim-admin-token"
 DEFAULT_USER_TOKEN = "sim-user-token"
@@ -47,6 +52,7 @@ class Status:
     media_descriptions: list[str | None] = field(default_factory=list)  # one per attachment; None = no alt text
     language: str = "en"
     visibility: str = "public"
+    edited_at: datetime | None = None
 
 
 @dataclass
@@ -86,6 +92,7 @@ class Config:
     version: str = "4.3.2"
     webhook_target: str | None = None
     webhook_secret: str | None = None
+    stream_heartbeat_seconds: float = 15.0
 
 
 def snowflake(at: datetime) -> int:
@@ -97,6 +104,12 @@ class SimState:
     def __init__(self, config: Config | None = None, now: datetime | None = None):
         self.config = config or Config()
         self.lock = threading.RLock()
+        # Imported here: the stream renders entities, which build on this module's classes.
+        from modwatch.simulator.stream import StreamHub
+
+        # The streaming hub publishes every post made after the seed; the firehose makes posts.
+        self.stream: StreamHub | None = StreamHub(self.config.stream_heartbeat_seconds)
+        self.firehose: Firehose | None = None
         self.reset(now)
 
     def reset(self, now: datetime | None = None) -> None:
@@ -107,6 +120,11 @@ class SimState:
             self.now = now or datetime.now(timezone.utc)
             self.accounts: dict[int, Account] = {}
             self.statuses: dict[int, Status] = {}
+            # Status ids per author, oldest first (ids only grow): rendering an Account counts its
+            # statuses, and the stream renders hundreds a second.
+            self.by_account: dict[int, list[int]] = {}
+            # Every status id ever posted, oldest first, for the public timeline's id cursors.
+            self.timeline: list[int] = []
             self.reports: list[Report] = []
             self._last_id = 0
             self.faults = Faults(seed=self.config.seed)
@@ -121,7 +139,9 @@ class SimState:
                 self.config.admin_token: Token(self.config.admin_token, admin.id, admin=True),
                 self.config.user_token: Token(self.config.user_token, user.id, admin=False),
             }
+            stream, self.stream = self.stream, None  # the seeded past is not streamed
             self.population.seed(self.config.accounts, self.now)
+            self.stream = stream
             self.started = self.now
             self.grown = 0
 
@@ -140,18 +160,43 @@ class SimState:
         with self.lock:
             status = Status(self.new_id(created_at), account_id, created_at, text, **fields)
             self.statuses[status.id] = status
+            self.by_account.setdefault(account_id, []).append(status.id)
+            self.timeline.append(status.id)
+            if self.stream is not None:
+                self.stream.announce(self, status)
             return status
+
+    def edit_status(self, status_id: int, text: str, at: datetime) -> Status | None:
+        with self.lock:
+            status = self.statuses.get(status_id)
+            if status is None:
+                return None
+            status.text, status.edited_at = text, at
+            if self.stream is not None:
+                self.stream.announce(self, status, edited=True)
+            return status
+
+    def delete_status(self, status_id: int) -> bool:
+        with self.lock:
+            status = self.statuses.pop(status_id, None)
+            if status is None:
+                return False
+            self.by_account[status.account_id].remove(status_id)
+            if self.stream is not None:
+                self.stream.retract(self, status)
+            return True
 
     def remove_account(self, account_id: int) -> bool:
         with self.lock:
             if self.accounts.pop(account_id, None) is None:
                 return False
-            for status_id in [s.id for s in self.statuses.values() if s.account_id == account_id]:
+            for status_id in self.by_account.pop(account_id, []):
                 del self.statuses[status_id]
             return True
 
     def statuses_of(self, account_id: int) -> list[Status]:
-        return sorted((s for s in self.statuses.values() if s.account_id == account_id), key=lambda s: s.id, reverse=True)
+        """Newest first."""
+        return [self.statuses[i] for i in reversed(self.by_account.get(account_id, ()))]
 
     def file_report(self, reporter_id: int, target_id: int, status_ids: list[int], comment: str, category: str,
                     forward: bool, rule_ids: list[int] | None, at: datetime) -> Report:
