@@ -12,6 +12,7 @@ from rq.job import Job
 
 from modwatch.jobs import tasks
 from modwatch.jobs.queues import MODERATION, MONITORING, WEBHOOKS, ModwatchQueue, get_queue
+from modwatch.moderation.followups import FollowUp
 
 DAY = 24 * 3600
 # Mastodon retries a delivery for about two days; remember deliveries a little longer.
@@ -70,6 +71,31 @@ WEBHOOK_JOBS: dict[str, Callable[..., Any]] = {
 def enqueue(fn: Callable[..., Any], *args: Any, job_id: str | None = None, **kwargs: Any) -> Job:
     options = JOB_OPTIONS[fn]
     return get_queue(options.queue).enqueue(fn, *args, job_id=job_id, **options.enqueue_kwargs(), **kwargs)
+
+
+# A job in one of these states will still run: a follow-up with its id adds nothing.
+PENDING = {"queued", "started", "scheduled", "deferred"}
+
+
+def submit(follow_ups: list[FollowUp]) -> int:
+    """Enqueue moderation's follow-ups as `analyze_and_maybe_report` jobs, each unless its job is
+    still pending; how many were enqueued."""
+    if not follow_ups:
+        return 0
+    options = JOB_OPTIONS[tasks.analyze_and_maybe_report]
+    queue = get_queue(options.queue)
+    existing = Job.fetch_many([item.job_id for item in follow_ups], connection=queue.connection)
+    count = 0
+    for item, job in zip(follow_ups, existing):
+        if job is not None and job.get_status(refresh=False) in PENDING:
+            continue
+        args = (tasks.analyze_and_maybe_report, item.account_id, item.source)
+        if item.at is None:
+            queue.enqueue(*args, job_id=item.job_id, at_front=item.at_front, **options.enqueue_kwargs())
+        else:
+            queue.enqueue_at(item.at, *args, job_id=item.job_id, at_front=item.at_front, **options.enqueue_kwargs())
+        count += 1
+    return count
 
 
 def webhook_job_id(event: str, object_id: str) -> str:
