@@ -29,5 +29,5 @@ if ! grep -q '^  API key' run.log; then
   tail -n 40 run.log >&2
   exit 1
 fi
-sed -n '/modwatch is running/,/API key/p' run.log | grep -v 'API key\|webhook secret'
+sed -n '/modwatch is running/,/^  API key/p' run.log | grep -v '^  API key\|^  webhook secret'
 echo "smoke: $("$venv/bin/python" --version) reached the banner"
