@@ -104,12 +104,10 @@ def taken_port(args: argparse.Namespace, simulator: bool) -> str | None:
         if option == "simulator_port" and not simulator:
             continue
         port = getattr(args, option)
-        # Metrics servers listen on every interface, the others on --host.
-        host = "" if option.endswith("metrics_port") else args.host
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
             try:
-                sock.bind((host, port))
+                sock.bind((args.host, port))
             except OSError as exc:
                 flag = "--" + option.replace("_", "-")
                 return (f"modwatch run: port {port} ({what}) is not available ({exc.strerror}); "

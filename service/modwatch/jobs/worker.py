@@ -141,7 +141,7 @@ DEFAULT_METRICS_PORTS = {"worker": 9100, "scheduler": 9101}
 SPARE_METRICS_PORTS = range(9102, 9200)
 
 
-def serve_metrics(port: int | None, component: str = "worker") -> int | None:
+def serve_metrics(port: int | None, component: str = "worker", host: str = "127.0.0.1") -> int | None:
     """Serve /metrics and return its port. `port` is METRICS_PORT or --metrics-port: None picks the component's
     default (or a spare one when another process has it), 0 disables, and a chosen port that is taken ends the
     process with one line naming the setting."""
@@ -154,7 +154,7 @@ def serve_metrics(port: int | None, component: str = "worker") -> int | None:
     for candidate in candidates:
         try:
             # Text or OpenMetrics by the Accept header; read under the lock the worker forks with.
-            start_http_server(candidate, registry=ForkSafeRegistry())
+            start_http_server(candidate, addr=host, registry=ForkSafeRegistry())
         except OSError as exc:
             if port is None and exc.errno == errno.EADDRINUSE:
                 continue
@@ -163,7 +163,7 @@ def serve_metrics(port: int | None, component: str = "worker") -> int | None:
         if candidate != candidates[0]:
             log.warning("metrics_default_port_taken", port=candidate, default_port=candidates[0],
                         hint="set METRICS_PORT to choose the port")
-        log.info("metrics_listening", port=candidate)
+        log.info("metrics_listening", host=host, port=candidate)
         return candidate
     raise SystemExit(f"modwatch {component}: ports {candidates[0]} and {SPARE_METRICS_PORTS.start}-"
                      f"{SPARE_METRICS_PORTS.stop - 1} are all taken; choose one with METRICS_PORT or --metrics-port")
