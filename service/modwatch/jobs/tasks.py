@@ -79,7 +79,8 @@ def analyze_and_maybe_report(account_id: str, source: str = "manual") -> dict[st
 
 
 def record_queue_stats() -> dict[str, Any]:
-    """Recurring on the monitoring queue: snapshot queue, worker and scheduler state for /metrics."""
+    """Recurring on the monitoring queue: proves scheduler -> queue -> worker works and stores when it did."""
+    from modwatch.jobs.queues import PRIORITY
     from modwatch.telemetry import queue_stats
 
-    return queue_stats.record()
+    return queue_stats.record(PRIORITY)
