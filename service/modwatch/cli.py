@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Callable, Sequence
 
+from modwatch.send_webhook import register as register_send_webhook
 from modwatch.settings import ConfigError, Settings, get_settings
 from modwatch.simulator.cli import register as register_simulator
 
@@ -167,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("component", choices=["api", "worker", "scheduler"])
 
     register_simulator(sub)
+    register_send_webhook(sub)
     return parser
 
 

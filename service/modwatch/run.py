@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from modwatch.send_webhook import remove_run_file, write_run_file
 from modwatch.settings import ConfigError, load_settings
 
 STOP_GRACE_SECONDS = 10
@@ -192,6 +193,8 @@ def run_all(args: argparse.Namespace) -> int:
         children.start("scheduler", _modwatch("scheduler", "--metrics-port", str(args.scheduler_metrics_port)), env)
         children.start("dashboard", _modwatch("dashboard", "--host", args.host, "--port", str(args.dashboard_port)), env)
         _wait_ready(f"http://{args.host}:{args.port}/readyz", children)
+        write_run_file(f"http://{args.host}:{args.port}", env["WEBHOOK_SECRET"], api_key,
+                       env.get("INSTANCE_BASE") or settings.instance_base)
         print(_banner(args, api_key, secret_note, notes), flush=True)
         while not stopping:
             ended = children.exited()
@@ -201,7 +204,19 @@ def run_all(args: argparse.Namespace) -> int:
             time.sleep(0.5)
         return 0
     finally:
+        remove_run_file()
         children.stop()
+
+
+def _command() -> str:
+    """How to call `modwatch` from here: the venv's script (`make run` does not put it on PATH)."""
+    script = Path(sys.executable).parent / "modwatch"
+    if not script.exists():
+        return "modwatch"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def _banner(args: argparse.Namespace, api_key: str, secret_note: str, notes: list[str]) -> str:
@@ -212,6 +227,7 @@ def _banner(args: argparse.Namespace, api_key: str, secret_note: str, notes: lis
         f"  API and docs          {base}/docs",
         f"  webhook endpoint      {base}/webhooks/mastodon_events",
         f"  webhook secret        {secret_note}",
+        f"  test delivery         {_command()} send-webhook  (signed; follows the job to its trace)",
         f"  readiness             {base}/readyz",
         f"  metrics               {base}/metrics, worker :{args.worker_metrics_port}, scheduler :{args.scheduler_metrics_port}",
         f"  rq-dashboard          http://{args.host}:{args.dashboard_port}  (user admin, password = API key)",
