@@ -82,6 +82,21 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stream(args: argparse.Namespace) -> int:
+    from modwatch.connection import get_redis
+    from modwatch.jobs.enqueue import enqueue_stream_report
+    from modwatch.jobs.worker import serve_metrics
+    from modwatch.storage.db import upgrade_database
+    from modwatch.stream.consumer import Consumer
+
+    settings = _start("stream")
+    check_mastodon_version(settings)
+    upgrade_database()
+    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
+    Consumer(settings, get_redis(), enqueue_stream_report).run()
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from modwatch.dashboard import serve_dashboard
 
@@ -139,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     scheduler = add("scheduler", cmd_scheduler, "Run the rq-scheduler leader for recurring jobs.")
     scheduler.add_argument("--burst", action="store_true", help="Schedule once and quit.")
     scheduler.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
+
+    stream = add("stream", cmd_stream, "Consume Mastodon's public streams (STREAMS) and analyse every post; "
+                                       "one active consumer, the others stand by.")
+    stream.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
 
     dashboard = add("dashboard", cmd_dashboard, "Serve rq-dashboard behind HTTP basic auth.")
     dashboard.add_argument("--host", default="0.0.0.0")

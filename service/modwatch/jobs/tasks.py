@@ -10,7 +10,7 @@ import uuid
 from typing import Any, Callable
 
 from modwatch.connection import get_redis
-from modwatch.moderation import flows
+from modwatch.moderation import flows, stream_analysis
 
 # A poll holds this lock while it runs, so a slow poll is never started a second time by the
 # next scheduler tick. The TTL matches the poll job timeout: a killed poll frees it by itself.
@@ -58,6 +58,14 @@ def poll_admin_accounts_local() -> dict[str, Any]:
 def analyze_and_maybe_report(account_id: str, source: str = "manual") -> dict[str, Any]:
     """Score one account with its recent statuses; file a report when the score reaches the threshold."""
     return flows.analyze_and_maybe_report(account_id, source=source)
+
+
+def report_streamed_account(account: dict[str, Any], statuses: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stream: file the report on an account the stream's analysis put over the threshold.
+
+    The account and its posts come from the stream: nothing is fetched again.
+    """
+    return stream_analysis.report_account(account, statuses)
 
 
 def record_queue_stats() -> dict[str, Any]:
