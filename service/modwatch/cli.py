@@ -46,7 +46,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _start("worker")
     check_mastodon_version(settings)
-    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
+    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port, settings.metrics_host)
     run_worker(settings, get_redis(), args.queues, burst=args.burst, simple=args.simple)
     return 0
 
@@ -77,7 +77,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from modwatch.jobs.worker import serve_metrics
 
     settings = _start("scheduler")
-    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
+    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port, settings.metrics_host)
     run_scheduler(settings, get_redis(), burst=args.burst)
     return 0
 
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     api = add("api", cmd_api, "Serve the HTTP API (webhooks, /jobs, /moderation, /metrics).")
-    api.add_argument("--host", default="0.0.0.0")
+    api.add_argument("--host", default="127.0.0.1", help="Address to listen on (a container passes 0.0.0.0).")
     api.add_argument("--port", type=int, default=8080)
 
     worker = add("worker", cmd_worker, "Run a worker on the given queues (default: all, in priority order).")
@@ -160,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     stream.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
 
     dashboard = add("dashboard", cmd_dashboard, "Serve rq-dashboard behind HTTP basic auth.")
-    dashboard.add_argument("--host", default="0.0.0.0")
+    dashboard.add_argument("--host", default="127.0.0.1", help="Address to listen on (a container passes 0.0.0.0).")
     dashboard.add_argument("--port", type=int, default=9181)
 
     run = add("run", cmd_run, "Run everything locally: API, worker, scheduler, dashboard (and simulator, Redis if needed).")

@@ -13,6 +13,7 @@ from rq.job import Job
 
 from modwatch.jobs import tasks
 from modwatch.jobs.queues import MODERATION, MONITORING, WEBHOOKS, ModwatchQueue, get_queue
+from modwatch.moderation.followups import FollowUp
 
 DAY = 24 * 3600
 # Mastodon retries a delivery for about two days; remember deliveries a little longer.
@@ -76,6 +77,31 @@ def enqueue(fn: Callable[..., Any], *args: Any, job_id: str | None = None, **kwa
     return get_queue(options.queue).enqueue(fn, *args, job_id=job_id, **options.enqueue_kwargs(), **kwargs)
 
 
+# A job in one of these states will still run: a follow-up with its id adds nothing.
+PENDING = {"queued", "started", "scheduled", "deferred"}
+
+
+def submit(follow_ups: list[FollowUp]) -> int:
+    """Enqueue moderation's follow-ups as `analyze_and_maybe_report` jobs, each unless its job is
+    still pending; how many were enqueued."""
+    if not follow_ups:
+        return 0
+    options = JOB_OPTIONS[tasks.analyze_and_maybe_report]
+    queue = get_queue(options.queue)
+    existing = Job.fetch_many([item.job_id for item in follow_ups], connection=queue.connection)
+    count = 0
+    for item, job in zip(follow_ups, existing):
+        if job is not None and job.get_status(refresh=False) in PENDING:
+            continue
+        args = (tasks.analyze_and_maybe_report, item.account_id, item.source)
+        if item.at is None:
+            queue.enqueue(*args, job_id=item.job_id, at_front=item.at_front, **options.enqueue_kwargs())
+        else:
+            queue.enqueue_at(item.at, *args, job_id=item.job_id, at_front=item.at_front, **options.enqueue_kwargs())
+        count += 1
+    return count
+
+
 def webhook_job_id(event: str, object_id: str) -> str:
     """Deterministic id: event + object id, in RQ's allowed alphabet."""
     return "wh-" + re.sub(r"[^A-Za-z0-9_-]", "_", f"{event}-{object_id}")
@@ -88,12 +114,14 @@ class WebhookEnqueued:
     duplicate: bool
 
 
-# Dedupe and enqueue in one atomic round trip: if the marker is set, answer the first job id;
-# otherwise set it and run the commands RQ queued for the enqueue (ARGV: job id, marker TTL, then
-# each command as its argument count followed by its arguments).
+# Dedupe and enqueue in one atomic round trip: if the marker is set and its job still exists,
+# answer the first job id; otherwise set it and run the commands RQ queued for the enqueue (KEYS:
+# marker, job hash; ARGV: job id, marker TTL, then each command as its argument count followed by
+# its arguments). A job deleted by hand (rq-dashboard, `Job.delete`) no longer turns Mastodon's
+# redelivery into a silent duplicate: the delivery is enqueued again.
 _ENQUEUE_UNLESS_SEEN = """
 local seen = redis.call('GET', KEYS[1])
-if seen then return seen end
+if seen and redis.call('EXISTS', KEYS[2]) == 1 then return seen end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 local i = 3
 while i <= #ARGV do
@@ -148,7 +176,7 @@ def enqueue_webhook(event: str, object_id: str, payload: dict[str, Any]) -> Webh
     with queue.connection.pipeline() as pipe:
         queue.enqueue_job(job, pipeline=pipe)
         commands = [part for args, _ in pipe.command_stack for part in (len(args), *args)]
-    seen = _enqueue_unless_seen(queue.connection)(keys=[marker], args=[job_id, WEBHOOK_SEEN_TTL, *commands])
+    seen = _enqueue_unless_seen(queue.connection)(keys=[marker, job.key], args=[job_id, WEBHOOK_SEEN_TTL, *commands])
     if seen is not None:
         return WebhookEnqueued(job=None, job_id=seen.decode(), duplicate=True)
     return WebhookEnqueued(job=job, job_id=job_id, duplicate=False)

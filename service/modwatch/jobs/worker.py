@@ -134,11 +134,11 @@ def build_worker(connection: redis.Redis, queue_names: Sequence[str] = (), simpl
     return worker_class([get_queue(name) for name in names], connection=connection, queue_class=ModwatchQueue)
 
 
-def serve_metrics(port: int) -> None:
+def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
     if port:
         # Text or OpenMetrics by the Accept header; read under the lock the worker forks with.
-        start_http_server(port, registry=ForkSafeRegistry())
-        log.info("metrics_listening", port=port)
+        start_http_server(port, addr=host, registry=ForkSafeRegistry())
+        log.info("metrics_listening", host=host, port=port)
 
 
 def run_worker(settings: Settings, connection: redis.Redis, queue_names: Sequence[str], burst: bool, simple: bool) -> bool:

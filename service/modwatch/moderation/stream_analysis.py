@@ -22,11 +22,11 @@ from typing import Any, Callable, Iterable
 from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from modwatch.moderation import flows, runtime
+from modwatch.moderation import runtime
 from modwatch.moderation.analysis import RECENT_STATUSES, current_rules, public_account
 from modwatch.moderation.detectors import timestamp
 from modwatch.moderation.runtime import report_threshold
-from modwatch.settings import Settings, get_settings
+from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import StreamCursor, StreamPost
 from modwatch.telemetry.metrics import STREAM_POSTS
@@ -248,16 +248,6 @@ def save_cursor(stream: str, status_id: str) -> None:
     """Move the stream's cursor forward to `status_id` (never back)."""
     with session_scope() as session:
         _advance(session, stream, status_id)
-
-
-def report_account(account: dict[str, Any], statuses: list[dict[str, Any]]) -> dict[str, Any]:
-    """File the report on a streamed account over the threshold, from its streamed posts, through the
-    rate-limit gate and the exactly-once report path."""
-    settings = get_settings()
-    client = flows.client_for(settings)
-    # TODO(i17): flows.analyse_payload(account, statuses, "stream") once the decoupled flows land.
-    return flows._guarded(str(account["id"]), "stream", client,
-                          lambda: flows.decide(account, statuses, "stream", client, settings))
 
 
 def last_status_id(stream: str) -> str | None:
