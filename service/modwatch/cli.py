@@ -46,7 +46,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _start("worker")
     check_mastodon_version(settings)
-    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port, settings.metrics_host)
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    serve_metrics(port, "worker", settings.metrics_host)
     run_worker(settings, get_redis(), args.queues, burst=args.burst, simple=args.simple)
     return 0
 
@@ -77,7 +78,8 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from modwatch.jobs.worker import serve_metrics
 
     settings = _start("scheduler")
-    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port, settings.metrics_host)
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    serve_metrics(port, "scheduler", settings.metrics_host)
     run_scheduler(settings, get_redis(), burst=args.burst)
     return 0
 
@@ -92,7 +94,8 @@ def cmd_stream(args: argparse.Namespace) -> int:
     settings = _start("stream")
     check_mastodon_version(settings)
     upgrade_database()
-    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    serve_metrics(port, "stream", settings.metrics_host)
     Consumer(settings, get_redis(), enqueue_stream_report).run()
     return 0
 
@@ -149,15 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("queues", nargs="*", help="monitoring, webhooks, moderation")
     worker.add_argument("--burst", action="store_true", help="Quit when the queues are empty.")
     worker.add_argument("--simple", action="store_true", help="Run jobs in the worker process (no fork).")
-    worker.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="Override METRICS_PORT (default 9100, or the first free port from 9102; 0 disables).")
 
     scheduler = add("scheduler", cmd_scheduler, "Run the rq-scheduler leader for recurring jobs.")
     scheduler.add_argument("--burst", action="store_true", help="Schedule once and quit.")
-    scheduler.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
+    scheduler.add_argument("--metrics-port", type=int, default=None,
+                           help="Override METRICS_PORT (default 9101, or the first free port from 9102; 0 disables).")
 
     stream = add("stream", cmd_stream, "Consume Mastodon's public streams (STREAMS) and analyse every post; "
                                        "one active consumer, the others stand by.")
-    stream.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
+    stream.add_argument("--metrics-port", type=int, default=None,
+                        help="Override METRICS_PORT (default 9102, or the first free port after it; 0 disables).")
 
     dashboard = add("dashboard", cmd_dashboard, "Serve rq-dashboard behind HTTP basic auth.")
     dashboard.add_argument("--host", default="127.0.0.1", help="Address to listen on (a container passes 0.0.0.0).")

@@ -87,7 +87,8 @@ def report_streamed_account(account: dict[str, Any], statuses: list[dict[str, An
 
 
 def record_queue_stats() -> dict[str, Any]:
-    """Recurring on the monitoring queue: snapshot queue, worker and scheduler state for /metrics."""
+    """Recurring on the monitoring queue: proves scheduler -> queue -> worker works and stores when it did."""
+    from modwatch.jobs.queues import PRIORITY
     from modwatch.telemetry import queue_stats
 
-    return queue_stats.record()
+    return queue_stats.record(PRIORITY)

@@ -48,6 +48,15 @@ MASTODON_DURATION = Histogram(
 MASTODON_RATELIMIT_REMAINING = Gauge("modwatch_mastodon_ratelimit_remaining", "X-RateLimit-Remaining of the last answer.")
 MASTODON_RATE_LIMITED = Counter("modwatch_mastodon_rate_limited", "429 answers from Mastodon.", ["endpoint"])
 
+# Served by the scheduler process (the leader): what it found and repaired on its last loop.
+RECURRING_JOBS = Gauge("modwatch_scheduler_recurring_jobs", "Recurring jobs registered in rq-scheduler, per the leader.", ["function"])
+RECURRING_REPAIRS = Counter(
+    "modwatch_scheduler_recurring_repairs", "Recurring job registrations the leader repaired, by reason.", ["function", "reason"]
+)
+RECURRING_RUNS_COALESCED = Counter(
+    "modwatch_scheduler_recurring_runs_coalesced", "Due recurring runs folded into a run still waiting or running.", ["function"]
+)
+
 ACCOUNTS_SCANNED = Counter("modwatch_accounts_scanned", "Accounts analysed.", ["source"])
 RULE_HITS = Counter("modwatch_rule_hits", "Rule matches.", ["rule"])
 REPORTS = Counter("modwatch_reports", "Report decisions by outcome.", ["outcome"])
