@@ -85,6 +85,22 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stream(args: argparse.Namespace) -> int:
+    from modwatch.connection import get_redis
+    from modwatch.jobs.enqueue import enqueue_stream_report
+    from modwatch.jobs.worker import serve_metrics
+    from modwatch.storage.db import upgrade_database
+    from modwatch.stream.consumer import Consumer
+
+    settings = _start("stream")
+    check_mastodon_version(settings)
+    upgrade_database()
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    serve_metrics(port, "stream", settings.metrics_host)
+    Consumer(settings, get_redis(), enqueue_stream_report).run()
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from modwatch.dashboard import serve_dashboard
 
@@ -144,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     scheduler.add_argument("--burst", action="store_true", help="Schedule once and quit.")
     scheduler.add_argument("--metrics-port", type=int, default=None,
                            help="Override METRICS_PORT (default 9101, or the first free port from 9102; 0 disables).")
+
+    stream = add("stream", cmd_stream, "Consume Mastodon's public streams (STREAMS) and analyse every post; "
+                                       "one active consumer, the others stand by.")
+    stream.add_argument("--metrics-port", type=int, default=None,
+                        help="Override METRICS_PORT (default 9102, or the first free port after it; 0 disables).")
 
     dashboard = add("dashboard", cmd_dashboard, "Serve rq-dashboard behind HTTP basic auth.")
     dashboard.add_argument("--host", default="127.0.0.1", help="Address to listen on (a container passes 0.0.0.0).")
