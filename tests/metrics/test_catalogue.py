@@ -68,4 +68,4 @@ def test_code_and_catalogue_agree():
 
 def test_catalogue_names_processes_only_that_exist():
     for name, (_, _, processes) in documented().items():
-        assert processes <= {"api", "worker", "scheduler"}, name
+        assert processes <= {"api", "worker", "scheduler", "stream"}, name
