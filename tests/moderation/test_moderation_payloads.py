@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from modwatch.jobs import tasks
+from modwatch.jobs.enqueue import submit
 from modwatch.moderation import analysis, flows, polling, runtime
 from modwatch.simulator.state import Account
 from tests.moderation.conftest import SHARED
@@ -91,8 +92,8 @@ def test_recorded_admin_accounts_pages_become_analysis_jobs(world):
              for item in (body if isinstance(body, list) else [body]) if "account" in item]
     assert items
     unique = {item["id"] for item in items}
-    assert polling.enqueue_changed(items, "poll_local") == len(unique)
-    assert polling.enqueue_changed(items, "poll_local") == 0  # still queued: not twice
+    assert submit(polling.changed(items, "poll_local")) == len(unique)
+    assert submit(polling.changed(items, "poll_local")) == 0  # still queued: not twice
     assert len(get_queue("moderation")) == len(unique)
     for item in items:
         scored = analysis.score(item, [], world.settings, runtime.current())
@@ -134,6 +135,6 @@ def test_a_poll_adds_no_analysis_for_an_account_waiting_for_a_rate_limit_slot(wo
     waiting = str(items[0]["id"])
     get_redis().set(polling.DEFERRED_KEY.format(account_id=waiting), "analyze-later", ex=60)
     others = {str(item["id"]) for item in items} - {waiting}
-    assert polling.enqueue_changed(items, "poll_local") == len(others)
+    assert {item.account_id for item in polling.changed(items, "poll_local")} == others
     assert flows.decide(items[0], [], "poll_local", None, world.settings)["outcome"] == "analysed"  # it ran
     assert not get_redis().exists(polling.DEFERRED_KEY.format(account_id=waiting))

@@ -1,7 +1,8 @@
 """The job functions. Plain functions: RQ imports them by dotted path, so names are contracts.
 
 Each body is thin: the work lives in `modwatch.moderation.flows` and `modwatch.telemetry.queue_stats`,
-so it can be tested without a queue and the queue can be tested without Mastodon.
+so it can be tested without a queue and the queue can be tested without Mastodon. Moderation never
+enqueues: the follow-ups a flow returns are enqueued here (`_dispatch`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from redis.exceptions import LockNotOwnedError
 
 from modwatch.connection import get_redis
 from modwatch.moderation import flows
+from modwatch.moderation.followups import FollowUp, detach
 
 # A poll holds this lock while it runs, so a slow poll is never started a second time by the
 # next scheduler tick. The TTL matches the poll job timeout: a killed poll frees it by itself.
@@ -31,38 +33,63 @@ def _run_exclusively(name: str, work: Callable[[], dict[str, Any]]) -> dict[str,
             pass
 
 
+def _submit(follow_ups: list[FollowUp]) -> int:
+    # Imported here: jobs.enqueue maps these very functions to their options, so it imports this module.
+    from modwatch.jobs.enqueue import submit
+
+    return submit(follow_ups)
+
+
+def _dispatch(result: dict[str, Any]) -> dict[str, Any]:
+    """Enqueue the follow-ups a flow returned; the stored result keeps only their job ids."""
+    follow_ups = detach(result)
+    if follow_ups:
+        _submit(follow_ups)
+        result["follow_up_job_ids"] = [item.job_id for item in follow_ups]
+    return result
+
+
 def process_new_status(status: dict[str, Any]) -> dict[str, Any]:
     """Webhook `status.created`: analyse the author with its recent statuses."""
-    return flows.handle_new_status(status)
+    return _dispatch(flows.handle_new_status(status))
 
 
 def process_new_report(report: dict[str, Any]) -> dict[str, Any]:
     """Webhook `report.created`: analyse the reported account (never our own reports)."""
-    return flows.handle_new_report(report)
+    return _dispatch(flows.handle_new_report(report))
 
 
 def process_new_account(admin_account: dict[str, Any]) -> dict[str, Any]:
     """Webhook `account.created`: analyse a new local account."""
-    return flows.handle_new_account(admin_account)
+    return _dispatch(flows.handle_new_account(admin_account))
 
 
 def poll_admin_accounts() -> dict[str, Any]:
     """Recurring: page through remote accounts from the stored cursor."""
-    return _run_exclusively("poll_admin_accounts", lambda: flows.poll_accounts(origin="remote"))
+    return _run_exclusively("poll_admin_accounts", lambda: _dispatch(flows.poll_accounts("remote", _submit)))
 
 
 def poll_admin_accounts_local() -> dict[str, Any]:
     """Recurring: page through local accounts from the stored cursor."""
-    return _run_exclusively("poll_admin_accounts_local", lambda: flows.poll_accounts(origin="local"))
+    return _run_exclusively("poll_admin_accounts_local", lambda: _dispatch(flows.poll_accounts("local", _submit)))
 
 
 def analyze_and_maybe_report(account_id: str, source: str = "manual") -> dict[str, Any]:
     """Score one account with its recent statuses; file a report when the score reaches the threshold."""
-    return flows.analyze_and_maybe_report(account_id, source=source)
+    return _dispatch(flows.analyze_and_maybe_report(account_id, source=source))
+
+
+def report_streamed_account(account: dict[str, Any], statuses: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stream: file the report on an account the stream's analysis put over the threshold.
+
+    The account and its posts come from the stream: nothing is fetched again.
+    """
+    return _dispatch(flows.analyse_payload(account, statuses, source="stream"))
 
 
 def record_queue_stats() -> dict[str, Any]:
-    """Recurring on the monitoring queue: snapshot queue, worker and scheduler state for /metrics."""
+    """Recurring on the monitoring queue: proves scheduler -> queue -> worker works and stores when it did."""
+    from modwatch.jobs.queues import PRIORITY
     from modwatch.telemetry import queue_stats
 
-    return queue_stats.record()
+    return queue_stats.record(PRIORITY)

@@ -1,5 +1,9 @@
 """The moderation flows behind the job functions: polls, webhooks and the analyse-and-report step.
 
+Flows take accounts and posts and return decisions; what should happen later (an analysis at a
+rate-limit slot, the accounts a poll found) comes back as `followups.FollowUp`s, which only jobs/
+turns into jobs. Nothing here knows of queues.
+
 Every Mastodon call first passes the shared rate-limit gate (`ratelimit`), and every answer's
 rate-limit headers go back into it. An analysis the gate refuses, or one that meets a 429 anyway,
 is scheduled again at its own slot after the reset (a worker never sleeps on it); other retryable
@@ -9,6 +13,7 @@ is recorded and given up.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Callable
 
 import structlog
@@ -17,6 +22,7 @@ from modwatch.connection import get_redis
 from modwatch.mastodon.client import MastodonClient
 from modwatch.mastodon.errors import ForbiddenError, GoneError, RateLimitedError
 from modwatch.moderation import analysis, polling, ratelimit, reports, runtime
+from modwatch.moderation.followups import FollowUp, Sink, attach
 from modwatch.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -29,7 +35,8 @@ def client_for(settings: Settings) -> MastodonClient:
     return MastodonClient.from_settings(settings)
 
 
-def poll_accounts(origin: str) -> dict[str, Any]:
+def poll_accounts(origin: str, submit: Sink) -> dict[str, Any]:
+    """One poll run of `origin`; the analyses it finds go to `submit` page by page."""
     settings = get_settings()
     if runtime.current(settings).panic_stop:
         return {"outcome": "skipped", "reason": "PANIC_STOP is on", "origin": origin}
@@ -41,7 +48,7 @@ def poll_accounts(origin: str) -> dict[str, Any]:
     source = polling.source_of(origin)
     try:
         resumed = reports.resume_stale(client, settings, source)
-        result = polling.poll(origin, client, settings)
+        result = polling.poll(origin, client, settings, submit)
     except RateLimitedError as exc:
         ratelimit.exhausted(client.ratelimit, exc.reset_at)
         return {"outcome": "rate_limited", "origin": origin, "reset_at": exc.reset_at.isoformat()}
@@ -59,6 +66,16 @@ def analyze_and_maybe_report(account_id: str, source: str) -> dict[str, Any]:
     client = client_for(settings)
     return _guarded(account_id, source, client, lambda: decide(*analysis.fetch_account_and_statuses(client, account_id),
                                                         source=source, client=client, settings=settings))
+
+
+def analyse_payload(account: dict[str, Any], statuses: list[dict[str, Any]], source: str,
+                    settings: Settings | None = None) -> dict[str, Any]:
+    """Analyse an account and posts exactly as delivered (webhook, stream): no Mastodon request,
+    except to file a report when the score reaches the threshold (through the rate-limit gate)."""
+    if not isinstance(account, dict) or not str(account.get("id", "")).isdigit():
+        return {"outcome": "skipped", "reason": "account is missing or has no numeric id"}
+    settings = settings or get_settings()
+    return decide(analysis.public_account(account), statuses, source, None, settings)
 
 
 def handle_new_status(status: dict[str, Any]) -> dict[str, Any]:
@@ -117,9 +134,13 @@ def _analyse_embedded(embedded: Any, where: str, client: MastodonClient | None =
     return _guarded(account_id, "webhook", client, work)
 
 
-def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str, client: MastodonClient,
+def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str, client: MastodonClient | None,
            settings: Settings) -> dict[str, Any]:
-    """Score, record, and report when the score reaches the threshold."""
+    """Score, record, and report when the score reaches the threshold.
+
+    Without a client (the analysis needed no Mastodon request) one is made to file, and filing
+    passes the rate-limit gate first.
+    """
     scored = analysis.score(account, statuses, settings, runtime.current(settings))
     analysis.record(scored, source)
     get_redis().delete(polling.DEFERRED_KEY.format(account_id=scored.account.get("id")))
@@ -130,10 +151,19 @@ def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str,
         "threshold": scored.threshold,
         "rules": scored.analysis.rule_names,
     }
-    if scored.reportable:
-        report = reports.report_once(scored, source, client, settings)
-        result.update(outcome=report["outcome"], decision=report["decision"], reason=report["reason"],
-                      dedupe_key=report["dedupe_key"])
+    if not scored.reportable:
+        return result
+    if client is None:
+        client = client_for(settings)
+        return _guarded(result["account_id"], source, client, lambda: _file(scored, source, client, settings, result))
+    return _file(scored, source, client, settings, result)
+
+
+def _file(scored: analysis.Scored, source: str, client: MastodonClient, settings: Settings,
+          result: dict[str, Any]) -> dict[str, Any]:
+    report = reports.report_once(scored, source, client, settings)
+    result.update(outcome=report["outcome"], decision=report["decision"], reason=report["reason"],
+                  dedupe_key=report["dedupe_key"])
     return result
 
 
@@ -175,17 +205,12 @@ def _retry_later(account_id: str, source: str, wait: ratelimit.Wait) -> dict[str
     Due, it goes to the front of its queue: the slot is its turn in the budget, which analyses a
     poll has just queued would otherwise take, pushing it to a slot a window later.
     """
-    from modwatch.jobs import tasks
-    from modwatch.jobs.enqueue import JOB_OPTIONS
-    from modwatch.jobs.queues import get_queue
-
     at = ratelimit.next_second(wait.until)
-    options = JOB_OPTIONS[tasks.analyze_and_maybe_report]
-    job = get_queue(options.queue).enqueue_at(at, tasks.analyze_and_maybe_report, account_id, source,
-                                              at_front=True, **options.enqueue_kwargs())
+    # A fresh id each time: the job asking may itself be the retry of an earlier slot.
+    follow_up = FollowUp(account_id, source, f"analyze-{account_id}-retry-{uuid.uuid4().hex}", at=at, at_front=True)
     # Until a little after the slot: a poll meanwhile sees the account is already taken care of.
-    get_redis().set(polling.DEFERRED_KEY.format(account_id=account_id), job.id,
+    get_redis().set(polling.DEFERRED_KEY.format(account_id=account_id), follow_up.job_id,
                     exat=int(at.timestamp()) + DEFERRED_MARGIN_SECONDS)
-    log.info("rate_limited_rescheduled", account_id=account_id, retry_at=at.isoformat(), job_id=job.id)
-    return {"outcome": "rate_limited", "account_id": account_id, "retry_job_id": job.id,
-            "retry_at": at.isoformat(), "reset_at": wait.reset_at.isoformat()}
+    log.info("rate_limited_rescheduled", account_id=account_id, retry_at=at.isoformat(), job_id=follow_up.job_id)
+    return attach({"outcome": "rate_limited", "account_id": account_id, "retry_job_id": follow_up.job_id,
+                   "retry_at": at.isoformat(), "reset_at": wait.reset_at.isoformat()}, follow_up)

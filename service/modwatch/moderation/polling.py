@@ -11,25 +11,24 @@ Each run spends at most POLL_MAX_PAGES requests, in this order:
 
 The cursor is committed after every page, so a run that dies resumes at the page it was on.
 Accounts are not analysed here: each one that is new, or whose status count or last status date
-changed since its last analysis, becomes an `analyze_and_maybe_report` job. A poll then stays
-one request per page, and each analysis retries (or waits out a 429) on its own.
+changed since its last analysis, becomes a follow-up handed to the caller's sink after its page
+(before the cursor moves on), which jobs/ turns into an `analyze_and_maybe_report` job. A poll
+then stays one request per page, and each analysis retries (or waits out a 429) on its own.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rq.job import Job
-
 from modwatch.connection import get_redis
 from modwatch.mastodon.client import MastodonClient, Page
 from modwatch.moderation import analysis, runtime
+from modwatch.moderation.followups import FollowUp, Sink
 from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import PollCursor
 
 PAGE_LIMIT = 100  # Mastodon's default page for admin accounts
-PENDING = {"queued", "started", "scheduled", "deferred"}
 # Set while an analysis waits for a rate-limit slot (flows._retry_later): a poll adds no second one.
 DEFERRED_KEY = "modwatch:analysis:deferred:{account_id}"
 
@@ -56,7 +55,7 @@ def newest(ids: list[str], current: str | None) -> str | None:
     return max([*ids, *([current] if current else [])], key=int, default=None)
 
 
-def poll(origin: str, client: MastodonClient, settings: Settings) -> dict[str, Any]:
+def poll(origin: str, client: MastodonClient, settings: Settings, submit: Sink) -> dict[str, Any]:
     cursor = load_cursor(origin)
     result: dict[str, Any] = {"outcome": "polled", "origin": origin, "pages": 0, "accounts": 0, "enqueued": 0}
 
@@ -67,7 +66,7 @@ def poll(origin: str, client: MastodonClient, settings: Settings) -> dict[str, A
         page = client.admin_accounts(origin, status="active", limit=PAGE_LIMIT, **position)
         result["pages"] += 1
         result["accounts"] += len(page.items)
-        result["enqueued"] += enqueue_changed(page.items, source_of(origin))
+        result["enqueued"] += submit(changed(page.items, source_of(origin)))
         return page
 
     while cursor.newest_id is not None and result["pages"] < settings.poll_max_pages:
@@ -102,27 +101,20 @@ def analysis_job_id(admin_account: dict[str, Any]) -> str:
     return f"analyze-{admin_account['id']}-{account.get('statuses_count', 0)}-{account.get('last_status_at') or 'never'}"
 
 
-def enqueue_changed(items: list[dict[str, Any]], source: str) -> int:
-    """Enqueue an analysis for each account that is new or has posted since its last analysis."""
-    from modwatch.jobs import tasks
-    from modwatch.jobs.enqueue import enqueue
-
+def changed(items: list[dict[str, Any]], source: str) -> list[FollowUp]:
+    """An analysis for each account that is new or has posted since its last analysis, unless one
+    already waits for a rate-limit slot."""
     seen = analysis.last_seen([str(item["id"]) for item in items])
-    changed: dict[str, str] = {}  # job id -> account id
+    wanted: dict[str, str] = {}  # job id -> account id
     for item in items:
         account = analysis.public_account(item)
         if seen.get(str(item["id"])) != (account.get("statuses_count"), account.get("last_status_at")):
-            changed[analysis_job_id(item)] = str(item["id"])
-    connection = get_redis()
-    existing = Job.fetch_many(list(changed), connection=connection) if changed else []
-    with connection.pipeline(transaction=False) as pipe:
-        for account_id in changed.values():
+            wanted[analysis_job_id(item)] = str(item["id"])
+    if not wanted:
+        return []
+    with get_redis().pipeline(transaction=False) as pipe:
+        for account_id in wanted.values():
             pipe.exists(DEFERRED_KEY.format(account_id=account_id))
-        deferred = pipe.execute() if changed else []
-    count = 0
-    for (job_id, account_id), job, waiting in zip(changed.items(), existing, deferred):
-        if waiting or (job is not None and job.get_status(refresh=False) in PENDING):
-            continue
-        enqueue(tasks.analyze_and_maybe_report, account_id, source, job_id=job_id)
-        count += 1
-    return count
+        deferred = pipe.execute()
+    return [FollowUp(account_id, source, job_id)
+            for (job_id, account_id), waiting in zip(wanted.items(), deferred) if not waiting]

@@ -21,6 +21,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--token", default=DEFAULT_USER_TOKEN, help=f"non-admin bearer token (default {DEFAULT_USER_TOKEN})")
     parser.add_argument("--ratelimit", type=int, default=300, help="requests per window per token (default 300)")
     parser.add_argument("--ratelimit-period", type=int, default=300, help="window length in seconds (default 300)")
+    parser.add_argument("--paging-limit", type=int, default=300,
+                        help="requests with min_id/max_id/since_id/page per user per paging window (default 300)")
+    parser.add_argument("--paging-period", type=int, default=900, help="paging window in seconds (default 900)")
     parser.add_argument("--reports-per-day", type=int, default=400, help="reports one account may file per day")
     parser.add_argument("--growth-per-minute", type=float, default=0.0, help="new accounts/statuses arriving per minute")
     parser.add_argument("--version", dest="mastodon_version", default="4.3.2", help="Mastodon version to announce")
@@ -36,6 +39,15 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--webhook-count", type=int, help="stop after this many deliveries (default: never)")
     parser.add_argument("--webhook-events", default="account.created,status.created",
                         help=f"comma-separated events to send, from {', '.join(EVENTS)}")
+    parser.add_argument("--stream-rate", type=float, default=0.0,
+                        help="firehose: posts per second on the streaming API (default 0: only posts made by hand)")
+    parser.add_argument("--stream-spam-ratio", type=float, default=0.02, help="firehose: share of spam posts")
+    parser.add_argument("--stream-remote-share", type=float, default=0.9, help="firehose: share of remote authors")
+    parser.add_argument("--stream-wave-every", type=float, default=0.0,
+                        help="firehose: seconds between spam waves (default 0: only through POST /_sim/stream/wave)")
+    parser.add_argument("--stream-wave-accounts", type=int, default=20, help="accounts in a wave (default 20)")
+    parser.add_argument("--stream-wave-posts", type=int, default=2, help="posts per wave account (default 2)")
+    parser.add_argument("--stream-heartbeat", type=float, default=15.0, help="seconds between :thump comments")
     parser.set_defaults(func=run)
     return parser
 
@@ -51,9 +63,17 @@ def run(args: argparse.Namespace) -> int:
     state = SimState(Config(
         seed=args.seed, accounts=args.accounts, admin_token=args.admin_token, user_token=args.token,
         ratelimit_limit=args.ratelimit, ratelimit_period=args.ratelimit_period, reports_per_day=args.reports_per_day,
+        paging_limit=args.paging_limit, paging_period=args.paging_period,
         growth_per_minute=args.growth_per_minute, version=args.mastodon_version,
         webhook_target=args.webhook_target, webhook_secret=args.webhook_secret,
+        stream_heartbeat_seconds=args.stream_heartbeat,
     ))
+    if args.stream_rate or args.stream_wave_every:
+        from modwatch.simulator import firehose
+
+        firehose.configure(state, rate=args.stream_rate, spam_ratio=args.stream_spam_ratio,
+                           remote_share=args.stream_remote_share, wave_every=args.stream_wave_every,
+                           wave_accounts=args.stream_wave_accounts, wave_posts=args.stream_wave_posts)
     state.faults.update(latency_ms=args.latency_ms, error_ratio=args.error_ratio, ratelimit_ratio=args.ratelimit_ratio,
                         timeout_ratio=args.timeout_ratio, timeout_seconds=args.timeout_seconds)
     stop = threading.Event()
