@@ -32,6 +32,7 @@ _COMMON = {
     (Worker, "fork_work_horse"): ["self", "job", "queue"],
     (Worker, "wait_for_horse"): ["self"],
     (Worker, "teardown"): ["self"],
+    (Worker, "unsubscribe"): ["self"],
     (Worker, "_start_scheduler"): ["self", "burst", "logging_level", "date_format", "log_format"],
 }
 KNOWN_SIGNATURES = {

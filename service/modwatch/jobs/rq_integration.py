@@ -19,6 +19,7 @@ outcome from Redis. A SimpleWorker runs the job in its own process and records d
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ import rq.scheduler
 import structlog
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
+from redis.client import PubSubWorkerThread
 from rq import Queue, SimpleWorker, Worker
 from rq.job import Job
 
@@ -39,6 +41,9 @@ from modwatch.telemetry.job_traces import REQUEST_ID_KEY
 from modwatch.telemetry.rq_tracing import SendSpan, end_attempt_span, span_state, start_attempt_span
 
 log = structlog.get_logger(__name__)
+
+# redis-py 8.2 added a join to PubSubWorkerThread.stop(); before it, stop() only dropped the flag.
+_NO_WAIT = {"timeout": 0} if "timeout" in inspect.signature(PubSubWorkerThread.stop).parameters else {}
 
 
 class ModwatchJob(Job):
@@ -114,6 +119,15 @@ class AttemptTelemetry:
         # its `send` span. Set in the worker process only, before the scheduler process forks.
         rq.scheduler.Queue = self.queue_class  # type: ignore[misc]
         return super()._start_scheduler(*args, **kwargs)  # type: ignore[misc]
+
+    def unsubscribe(self, *args: Any, **kwargs: Any) -> None:
+        # Not an extension point: RQ unsubscribes, then stops its pubsub thread, counting on the
+        # unsubscribe reply to wake it; redis-py 8.2's stop() joins the thread, which, woken before the
+        # flag dropped, reads again for 60 s. Dropping the flag first lets the reply end it at once.
+        thread = getattr(self, "pubsub_thread", None)
+        if thread is not None:
+            thread.stop(**_NO_WAIT)
+        super().unsubscribe(*args, **kwargs)  # type: ignore[misc]
 
     def _record_exception(self, job: Job, exc_type: Any, exc_value: Any, traceback: Any) -> bool:
         """RQ's exception handler hook, called where the job ran, while its attempt's span is current."""
