@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     dashboard_username: str = Field("admin", description="rq-dashboard basic auth user.")
     dashboard_password: SecretStr | None = Field(None, description="rq-dashboard basic auth password (defaults to API_KEY).")
     webhook_max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted webhook body.")
+    webhook_max_concurrency: int = Field(16, gt=0, description="Webhook deliveries handled at once (of the API's 40 threads).")
+    webhook_queue_timeout: float = Field(5.0, gt=0, description="Seconds a delivery waits for a free slot before a 503 with Retry-After.")
+    request_header_timeout: float = Field(10.0, gt=0, description="Seconds to receive a request's line and headers (else 408).")
+    request_body_timeout: float = Field(10.0, gt=0, description="Seconds to receive a request's body (else 408).")
+    request_max_header_bytes: int = Field(16_384, gt=0, description="Largest request line plus headers (else 431).")
+    request_max_headers: int = Field(100, gt=0, description="Most header fields in a request (else 431).")
+    request_max_body_bytes: int = Field(1_048_576, gt=0, description="Largest request body outside webhooks (else 413).")
 
     @field_validator("instance_base")
     @classmethod
