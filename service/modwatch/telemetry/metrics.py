@@ -51,6 +51,9 @@ MASTODON_RATE_LIMITED = Counter("modwatch_mastodon_rate_limited", "429 answers f
 ACCOUNTS_SCANNED = Counter("modwatch_accounts_scanned", "Accounts analysed.", ["source"])
 RULE_HITS = Counter("modwatch_rule_hits", "Rule matches.", ["rule"])
 REPORTS = Counter("modwatch_reports", "Report decisions by outcome.", ["outcome"])
+WAVES_ACTIVE = Gauge("modwatch_waves_active", "Fingerprints shared by enough young accounts within the wave window to be a wave.")
+RULE_VERDICTS = Counter("modwatch_rule_verdicts", "Moderators' verdicts on modwatch's reports, per rule that contributed.",
+                        ["rule", "verdict"])
 
 
 def set_build_info(process: str) -> None:
