@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from modwatch.send_webhook import register as register_send_webhook
 from modwatch.settings import ConfigError, Settings, get_settings
 from modwatch.simulator.cli import register as register_simulator
 
@@ -47,7 +48,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _start("worker")
     check_mastodon_version(settings)
-    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    serve_metrics(port, "worker", settings.metrics_host)
     run_worker(settings, get_redis(), args.queues, burst=args.burst, simple=args.simple)
     return 0
 
@@ -78,8 +80,25 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from modwatch.jobs.worker import serve_metrics
 
     settings = _start("scheduler")
-    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    serve_metrics(port, "scheduler", settings.metrics_host)
     run_scheduler(settings, get_redis(), burst=args.burst)
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from modwatch.connection import get_redis
+    from modwatch.jobs.enqueue import enqueue_stream_report
+    from modwatch.jobs.worker import serve_metrics
+    from modwatch.storage.db import upgrade_database
+    from modwatch.stream.consumer import Consumer
+
+    settings = _start("stream")
+    check_mastodon_version(settings)
+    upgrade_database()
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    serve_metrics(port, "stream", settings.metrics_host)
+    Consumer(settings, get_redis(), enqueue_stream_report).run()
     return 0
 
 
@@ -154,21 +173,28 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     api = add("api", cmd_api, "Serve the HTTP API (webhooks, /jobs, /moderation, /metrics).")
-    api.add_argument("--host", default="0.0.0.0")
+    api.add_argument("--host", default="127.0.0.1", help="Address to listen on (a container passes 0.0.0.0).")
     api.add_argument("--port", type=int, default=8080)
 
     worker = add("worker", cmd_worker, "Run a worker on the given queues (default: all, in priority order).")
     worker.add_argument("queues", nargs="*", help="monitoring, webhooks, moderation")
     worker.add_argument("--burst", action="store_true", help="Quit when the queues are empty.")
     worker.add_argument("--simple", action="store_true", help="Run jobs in the worker process (no fork).")
-    worker.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="Override METRICS_PORT (default 9100, or the first free port from 9102; 0 disables).")
 
     scheduler = add("scheduler", cmd_scheduler, "Run the rq-scheduler leader for recurring jobs.")
     scheduler.add_argument("--burst", action="store_true", help="Schedule once and quit.")
-    scheduler.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
+    scheduler.add_argument("--metrics-port", type=int, default=None,
+                           help="Override METRICS_PORT (default 9101, or the first free port from 9102; 0 disables).")
+
+    stream = add("stream", cmd_stream, "Consume Mastodon's public streams (STREAMS) and analyse every post; "
+                                       "one active consumer, the others stand by.")
+    stream.add_argument("--metrics-port", type=int, default=None,
+                        help="Override METRICS_PORT (default 9102, or the first free port after it; 0 disables).")
 
     dashboard = add("dashboard", cmd_dashboard, "Serve rq-dashboard behind HTTP basic auth.")
-    dashboard.add_argument("--host", default="0.0.0.0")
+    dashboard.add_argument("--host", default="127.0.0.1", help="Address to listen on (a container passes 0.0.0.0).")
     dashboard.add_argument("--port", type=int, default=9181)
 
     run = add("run", cmd_run, "Run everything locally: API, worker, scheduler, dashboard (and simulator, Redis if needed).")
@@ -199,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     health.add_argument("component", choices=["api", "worker", "scheduler"])
 
     register_simulator(sub)
+    register_send_webhook(sub)
     return parser
 
 

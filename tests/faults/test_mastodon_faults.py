@@ -44,7 +44,8 @@ NO_FAULTS = {"error_ratio": 0, "ratelimit_ratio": 0, "timeout_ratio": 0}
 def drill(tmp_path_factory):
     """The simulator, a migrated database and one `modwatch worker moderation`, shared by the drills."""
     tmp = tmp_path_factory.mktemp("mastodon_faults")
-    sim = server.start_in_thread(accounts=0, seed=SEED, ratelimit_limit=100_000, ratelimit_period=2)
+    sim = server.start_in_thread(accounts=0, seed=SEED, ratelimit_limit=100_000, ratelimit_period=2,
+                                 paging_limit=100_000)
     with pytest.MonkeyPatch.context() as patch:
         env = {
             "REDIS_URL": REDIS_URL,

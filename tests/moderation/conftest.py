@@ -68,7 +68,8 @@ def simulator():
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(server, "create_app", recorded)
         # A short rate-limit window, so a 429's reset is seconds away; the limit itself is never reached.
-        sim = server.start_in_thread(accounts=0, seed=7, ratelimit_limit=100_000, ratelimit_period=2)
+        sim = server.start_in_thread(accounts=0, seed=7, ratelimit_limit=100_000, ratelimit_period=2,
+                                     paging_limit=100_000)
     sim.recorder = recorders[0]
     yield sim
     sim.stop()

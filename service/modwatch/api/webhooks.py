@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
+import re
 from typing import Any
 
 import redis
@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from modwatch.api import strictjson
 from modwatch.api.body import BodyTooLarge, read_body
 from modwatch.api.deps import settings_dependency
 from modwatch.jobs.enqueue import WEBHOOK_JOBS, enqueue_webhook
@@ -30,6 +31,8 @@ log = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "X-Hub-Signature"
 RETRY_AFTER_SECONDS = "30"
+# Mastodon ids are snowflakes: a 64-bit integer written in decimal, as a string.
+MASTODON_ID = re.compile(r"[0-9]{1,20}")
 # Events Mastodon can deliver; anything else is counted as `unknown` to keep labels bounded.
 KNOWN_EVENTS = {
     "account.approved", "account.created", "account.updated", "report.created", "report.updated",
@@ -78,11 +81,9 @@ def signature_is_valid(secret: bytes, body: bytes, header: str | None) -> bool:
 def parse_envelope(body: bytes) -> tuple[Envelope | None, str]:
     """The envelope, or None and the reason it is malformed."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        data = strictjson.loads(body)
+    except ValueError as exc:
         return None, f"body is not valid JSON: {exc}"
-    except RecursionError:
-        return None, "body is nested too deeply"
     if not isinstance(data, dict):
         return None, "body must be a JSON object {event, created_at, object}"
     if not isinstance(data.get("event"), str) or not data["event"]:
@@ -91,8 +92,9 @@ def parse_envelope(body: bytes) -> tuple[Envelope | None, str]:
     if not isinstance(obj, dict):
         return None, "field 'object' must be a JSON object"
     object_id = obj.get("id")
-    if not isinstance(object_id, (str, int)) or not str(object_id).isdigit():
-        return None, "field 'object.id' must be a Mastodon id (digits)"
+    # ASCII only: str.isdigit() also takes "١٢" and "²", which map to the same job id as other ids.
+    if type(object_id) not in (str, int) or not MASTODON_ID.fullmatch(str(object_id)):
+        return None, "field 'object.id' must be a Mastodon id (1 to 20 ASCII digits)"
     return Envelope(event=data["event"], created_at=data.get("created_at"), object=obj), ""
 
 

@@ -22,17 +22,24 @@ from modwatch.mastodon.errors import (
     GoneError,
     IncompatibleVersionError,
     MastodonError,
+    NotSentError,
     RateLimitedError,
     RetryableError,
     UnauthorizedError,
     UnprocessableError,
 )
+from modwatch.mastodon.families import attribute, counted_by
 from modwatch.mastodon.transport import Call, InstrumentedSession
 
 NETWORK_RETRY_SECONDS = 5.0
 SERVER_ERROR_RETRY_SECONDS = 30.0
 UNKNOWN_RESET_SECONDS = 60.0  # a 429 without a usable X-RateLimit-Reset
 ORIGINS = ("local", "remote")
+# Stream name (as Mastodon's streaming server names its channels) -> Mastodon.py's arguments.
+_STREAM_SCOPES = {"public": {}, "public:local": {"local": True}, "public:remote": {"remote": True}}
+# Mastodon's report categories (app/models/report.rb); Mastodon.py 2.3 accepts all but `legal` (4.2+).
+REPORT_CATEGORIES = ("other", "spam", "legal", "violation")
+MASTODON_PY_CATEGORIES = ("spam", "violation", "other")
 
 
 @dataclass
@@ -47,6 +54,11 @@ class RateLimit:
     limit: int | None
     remaining: int | None
     reset_at: datetime | None
+    # The rate-limit families these headers describe (modwatch.mastodon.families); empty when unknown.
+    families: tuple[str, ...] = ()
+    # The families the request counted against, whatever the headers describe.
+    counted: tuple[str, ...] = ()
+    status: int | None = None
 
 
 class MastodonClient:
@@ -90,8 +102,28 @@ class MastodonClient:
 
     def file_report(self, account_id: str, status_ids: list[str], comment: str, category: str = "spam",
                     forward: bool = False, rule_ids: list[str] | None = None) -> dict:
-        return self._call(self._api.report, account_id, status_ids=list(status_ids), comment=comment, forward=forward,
-                          category=category, rule_ids=rule_ids).json()
+        if category not in REPORT_CATEGORIES:
+            raise NotSentError(f"report category must be one of {', '.join(REPORT_CATEGORIES)}, got {category!r}")
+        if category in MASTODON_PY_CATEGORIES:
+            return self._call(self._api.report, account_id, status_ids=list(status_ids), comment=comment,
+                              forward=forward, category=category, rule_ids=rule_ids).json()
+        # Mastodon.py 2.3's report() refuses `legal` before sending (it predates Mastodon 4.2); its own
+        # request function sends the same form (tests/mastodon/test_client_legal.py breaks when that changes).
+        params = {"account_id": account_id, "status_ids[]": list(status_ids), "comment": comment,
+                  "category": category, **({"forward": "true"} if forward else {})}
+        return self._call(self._api._Mastodon__api_request, "POST", "/api/v1/reports/", params).json()
+
+    def admin_report(self, report_id: str) -> dict:
+        return self._call(self._api.admin_report, report_id).json()
+
+    def status(self, status_id: str) -> dict:
+        return self._call(self._api.status, status_id).json()
+
+    def instance_rules(self) -> list[dict]:
+        return self._call(self._api.instance_rules).json()
+
+    def app_credentials(self) -> dict:
+        return self._call(self._api.app_verify_credentials).json()
 
     def admin_reports(self, limit: int = 100, resolved: bool = False, target_account_id: str | None = None) -> list[dict]:
         return self._call(self._api.admin_reports, resolved=resolved, target_account_id=target_account_id,
@@ -103,25 +135,59 @@ class MastodonClient:
     def instance(self) -> dict:
         return self._call(self._api.instance_v2).json()
 
+    def public_timeline(self, stream: str, min_id: str | None = None, limit: int = 40) -> Page:
+        """A page of the timeline behind a public stream (`public`, `public:local`, `public:remote`)."""
+        response = self._call(self._api.timeline_public, min_id=min_id, limit=limit, **_STREAM_SCOPES[stream])
+        return Page(response.json(), *link_cursors(response.headers.get("Link", "")))
+
+    def stream(self, stream: str, listener: mastodon.StreamListener, read_timeout: float) -> None:
+        """Consume a public stream until it ends or fails (Mastodon.py finds the streaming server).
+
+        Returns when the server ends the stream; raises on a failed connection or a read timeout.
+        """
+        self._api.stream_public(listener, timeout=read_timeout, **_STREAM_SCOPES[stream])
+
     @property
     def ratelimit(self) -> RateLimit:
         """The X-RateLimit-* headers of the last answer."""
-        call = self._session.last_call
-        headers = call.response.headers if call and call.response is not None else {}
-        limit, remaining = headers.get("X-RateLimit-Limit", ""), headers.get("X-RateLimit-Remaining", "")
-        return RateLimit(int(limit) if limit.isdigit() else None, int(remaining) if remaining.isdigit() else None,
-                         parse_reset(headers.get("X-RateLimit-Reset")))
+        return rate_limit_of(self._session.last_call)
+
+    def take_answers(self) -> list[RateLimit]:
+        """The rate-limit headers of every answer since the last take, oldest first (one wrapper call may
+        send several requests: the version check, pages of a search)."""
+        calls, self._session.calls = self._session.calls, []
+        return [rate_limit_of(call) for call in calls if call.response is not None]
 
     def _call(self, function, *args, **kwargs) -> requests.Response:
+        # Cleared first: an error raised before sending must not be read from the previous answer.
+        self._session.last_call = None
         try:
             function(*args, **kwargs)
         except mastodon.MastodonError as exc:
             raise self._translate(exc) from exc
+        if self._session.last_call is None or self._session.last_call.response is None:
+            raise NotSentError(f"{getattr(function, '__name__', function)} returned without sending a request")
         return self._session.last_call.response
 
     def _translate(self, exc: BaseException) -> MastodonError:
+        if self._session.last_call is None and not isinstance(exc, mastodon.MastodonNetworkError):
+            return NotSentError(f"Mastodon.py refused the call before sending it: {exc}")
         call = self._session.last_call or Call("", "", None)
         return translate(exc, call)
+
+
+def rate_limit_of(call: Call | None) -> RateLimit:
+    """An answer's X-RateLimit-* headers and the families they describe."""
+    if call is None or call.response is None:
+        return RateLimit(None, None, None)
+    headers = call.response.headers
+    limit, remaining = headers.get("X-RateLimit-Limit", ""), headers.get("X-RateLimit-Remaining", "")
+    reset_at = parse_reset(headers.get("X-RateLimit-Reset"))
+    status = call.response.status_code
+    counted = counted_by(call.method, call.endpoint, call.params, authenticated=status != 401)
+    limit_value = int(limit) if limit.isdigit() else None
+    families = attribute(counted, limit_value, reset_at, server_time(call.response)) if reset_at else ()
+    return RateLimit(limit_value, int(remaining) if remaining.isdigit() else None, reset_at, families, counted, status)
 
 
 def translate(exc: BaseException, call: Call) -> MastodonError:
@@ -135,7 +201,7 @@ def translate(exc: BaseException, call: Call) -> MastodonError:
     if status == 429:
         now = server_time(response)
         reset_at = parse_reset(response.headers.get("X-RateLimit-Reset")) or now + timedelta(seconds=UNKNOWN_RESET_SECONDS)
-        return RateLimitedError(where, reset_at, now, endpoint)
+        return RateLimitedError(where, reset_at, now, endpoint, rate_limit_of(call).families)
     if isinstance(exc, mastodon.MastodonRatelimitError):
         return MastodonError(f"{call.method} {endpoint}: unusable rate-limit headers ({exc})", status, endpoint)
     if status == 401:

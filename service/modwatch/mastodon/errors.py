@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 REQUIRED_SCOPES = {
     ("GET", "/api/v2/admin/accounts"): "admin:read:accounts",
     ("GET", "/api/v1/admin/reports"): "admin:read:reports",
+    ("GET", "/api/v1/admin/reports/:id"): "admin:read:reports",
     ("POST", "/api/v1/reports"): "write:reports",
     ("GET", "/api/v1/accounts/:id/statuses"): "read:statuses",
     ("GET", "/api/v1/accounts/verify_credentials"): "read:accounts",
@@ -32,12 +33,17 @@ class RetryableError(MastodonError):
 
 
 class RateLimitedError(RetryableError):
-    """429: the window resets at `reset_at`; never sleep on it inside a worker, reschedule."""
+    """429: the window resets at `reset_at`; never sleep on it inside a worker, reschedule.
 
-    def __init__(self, message: str, reset_at: datetime, now: datetime | None = None, endpoint: str | None = None):
+    `families` names the limit that refused (see modwatch.mastodon.families): a report-limit 429
+    pauses filing only, not polls or analyses."""
+
+    def __init__(self, message: str, reset_at: datetime, now: datetime | None = None, endpoint: str | None = None,
+                 families: tuple[str, ...] = ()):
         now = now or datetime.now(timezone.utc)
         super().__init__(message, max((reset_at - now).total_seconds(), 0.0), 429, endpoint)
         self.reset_at = reset_at
+        self.families = families
 
 
 class UnauthorizedError(MastodonError):
@@ -53,7 +59,14 @@ class ForbiddenError(MastodonError):
 
 
 class GoneError(MastodonError):
-    """404: the account or status no longer exists; record it and give up."""
+    """404: the account or status no longer exists (or is not visible to us); record it and give up.
+
+    On `POST /api/v1/reports` it does not say which: a suspended or deleted account and any
+    attached status that is no longer visible all answer the same 404 (app/services/report_service.rb)."""
+
+
+class NotSentError(MastodonError):
+    """Mastodon.py refused the call before sending it (an argument it does not accept)."""
 
 
 class UnprocessableError(MastodonError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -38,18 +38,29 @@ class Call:
     method: str
     endpoint: str
     response: requests.Response | None
+    # Query parameters: whether the request pages decides which rate-limit families it counts against.
+    params: dict = field(default_factory=dict)
 
 
 class InstrumentedSession(requests.Session):
-    """Records every request; `last_call` is what the wrapper reads after Mastodon.py returns or raises."""
+    """Records every request; `last_call` is what the wrapper reads after Mastodon.py returns or raises,
+    `calls` every call since the wrapper last took them (one wrapper call may send several requests)."""
 
     last_call: Call | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[Call] = []
 
     def request(self, method, url, *args, **kwargs):
         method = method.upper()
         parts = urlsplit(url)
         endpoint = endpoint_template(parts.path)
-        self.last_call = Call(method, endpoint, None)
+        params = dict(parse_qsl(parts.query, keep_blank_values=True))
+        if isinstance(kwargs.get("params"), dict):
+            params.update(kwargs["params"])
+        self.last_call = Call(method, endpoint, None, params)
+        self.calls.append(self.last_call)
         attributes = {"http.request.method": method, "url.full": redacted(url), "server.address": parts.hostname or ""}
         if parts.port:
             attributes["server.port"] = parts.port

@@ -26,7 +26,7 @@ from modwatch.telemetry.metrics import ACCOUNTS_SCANNED, RULE_HITS, WAVES_ACTIVE
 
 # How many recent statuses an analysis reads: Mastodon's page maximum, one request.
 RECENT_STATUSES = 40
-SOURCES = ("poll_remote", "poll_local", "webhook", "evaluate", "manual")
+SOURCES = ("poll_remote", "poll_local", "webhook", "stream", "evaluate", "manual")
 
 _caches: dict[Path, RulesCache] = {}
 

@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modwatch.simulator import entities, stream, webhooks
-from modwatch.simulator.ratelimit import Verdict
-from modwatch.simulator.state import SimState, Token
+from modwatch.simulator.ratelimit import PAGING_PARAMS, Caller, Verdict
+from modwatch.simulator.state import Rule, SimState, Token
 
 ADMIN_ACCOUNT_STATUSES = {"active", "pending", "disabled", "silenced", "suspended"}
 REPORT_CATEGORIES = {"spam", "violation", "legal", "other"}
@@ -72,7 +72,7 @@ def create_app(state: SimState) -> FastAPI:
 
 
 def guard(state: SimState):
-    """Faults, then the per-token rate limit, then growth; rate-limit headers go on every answer."""
+    """Faults, then Mastodon's throttles, then growth; rate-limit headers go on every answer."""
 
     def dependency(request: Request, response: Response) -> None:
         now = datetime.now(timezone.utc)
@@ -83,11 +83,15 @@ def guard(state: SimState):
         if fault == "timeout":
             time.sleep(faults.timeout_seconds)
         verdict = count(state, request, now)
+        if fault == "ratelimit":
+            # An injected 429 answers as Rack::Attack's throttled_responder does: Remaining 0, its window's reset.
+            verdict = Verdict(False, verdict.limit, 0, verdict.reset_at, verdict.throttle)
+        request.state.ratelimit_verdict = verdict
         request.state.ratelimit_headers = verdict.headers()
         response.headers.update(verdict.headers())
         if fault == "error":
             raise ApiError(503, "Service Unavailable (injected fault)")
-        if fault == "ratelimit" or not verdict.allowed:
+        if not verdict.allowed:
             raise ApiError(429, "Too many requests")
         state.catch_up(now)
 
@@ -95,10 +99,14 @@ def guard(state: SimState):
 
 
 def count(state: SimState, request: Request, now: datetime) -> Verdict:
-    """One hit on the caller's window: per token when it is valid, per client address otherwise."""
-    token = bearer(request)
-    key = f"token:{token}" if token in state.tokens else f"ip:{request.client.host if request.client else '-'}"
-    return state.limiter.hit(key, now)
+    """One request on every throttle that applies: per token and user when the token is valid, per address
+    otherwise, and the paging throttle when the query pages."""
+    value = bearer(request)
+    token = state.tokens.get(value or "")
+    paging = any(request.query_params.get(name) for name in PAGING_PARAMS)
+    caller = Caller(token.value if token else None, token.account_id if token else None,
+                    request.client.host if request.client else "-", paging)
+    return state.limits.hit(caller, now)
 
 
 def bearer(request: Request) -> str | None:
@@ -155,7 +163,8 @@ def mastodon_router(state: SimState) -> APIRouter:
 
     @router.get("/api/v1/instance/rules")
     def instance_rules() -> list:
-        return list(entities.RULES)
+        with state.lock:
+            return entities.rules(state)
 
     @router.get("/api/v1/apps/verify_credentials")
     def app_credentials(token: Token = Depends(user)) -> dict:
@@ -175,10 +184,23 @@ def mastodon_router(state: SimState) -> APIRouter:
     def account_statuses(request: Request, response: Response, account_id: str, token: Token = Depends(user)) -> list:
         with state.lock:
             record = account_or_404(account_id)
+            if record.moderation == "suspended":
+                return []  # Api::V1::Accounts::StatusesController: an unavailable account has no posts
             limit = limit_of(request, 20, 40)
-            page = paginate(request, state.statuses_of(record.id), limit)
+            visible = [s for s in state.statuses_of(record.id) if state.visible_to_reporter(s)]
+            page = paginate(request, visible, limit)
             set_link(request, response, page, limit)
             return [entities.status(state, s) for s in page]
+
+    @router.get("/api/v1/statuses/{status_id}")
+    def get_status(status_id: str, token: Token = Depends(user)) -> dict:
+        with state.lock:
+            record = state.statuses.get(parse_id(status_id, "id") or 0)
+            # StatusPolicy#show?: what the caller may not see does not exist for it.
+            if record is None or not state.visible_to_reporter(record) \
+                    or state.accounts[record.account_id].moderation == "suspended":
+                raise not_found()
+            return entities.status(state, record)
 
     @router.get("/api/v2/admin/accounts")
     def admin_accounts(request: Request, response: Response, origin: str | None = None, status: str | None = None,
@@ -203,8 +225,8 @@ def mastodon_router(state: SimState) -> APIRouter:
         resolved = request.query_params.get("resolved") in TRUE
         target = request.query_params.get("target_account_id")
         with state.lock:
-            # The simulator never resolves reports: a resolved listing is empty.
-            chosen = [] if resolved else sorted(state.reports, key=lambda r: r.id, reverse=True)
+            chosen = sorted((r for r in state.reports if (r.action_taken_at is not None) == resolved),
+                            key=lambda r: r.id, reverse=True)
             if target:
                 chosen = [r for r in chosen if str(r.target_account_id) == target]
             limit = limit_of(request, 100, 200)
@@ -212,26 +234,47 @@ def mastodon_router(state: SimState) -> APIRouter:
             set_link(request, response, page, limit)
             return [entities.admin_report(state, r) for r in page]
 
+    @router.get("/api/v1/admin/reports/{report_id}")
+    def admin_report(report_id: str, token: Token = Depends(admin)) -> dict:
+        with state.lock:
+            wanted = parse_id(report_id, "id")
+            record = next((r for r in state.reports if r.id == wanted), None)
+            if record is None:
+                raise not_found()
+            return entities.admin_report(state, record)
+
     @router.post("/api/v1/reports")
     @router.post("/api/v1/reports/")
-    def file_report(background: BackgroundTasks, payload: Any = Body(None), token: Token = Depends(user)) -> dict:
+    def file_report(request: Request, response: Response, background: BackgroundTasks, payload: Any = Body(None),
+                    token: Token = Depends(user)) -> dict:
+        """app/controllers/api/v1/reports_controller.rb and app/services/report_service.rb, in their order:
+        the account (404), a suspended target (404), every status visible to the reporter (404), the
+        report's validations (422, app/models/report.rb), then the daily report limit (429)."""
         form = report_form(payload)
         now = datetime.now(timezone.utc)
-        with state.lock:
-            target = account_or_404(form["account_id"])
-            owned = {s.id for s in state.statuses_of(target.id)}
-            if any(i not in owned for i in form["status_ids"]):
-                raise not_found()
-            verdict = state.report_limiter.hit(f"account:{token.account_id}", now)
-            if not verdict.allowed:
-                raise ApiError(429, "Too many requests", verdict.headers())
-            record = state.file_report(token.account_id, target.id, form["status_ids"], form["comment"],
-                                       form["category"], form["forward"] and target.domain is not None,
-                                       form["rule_ids"], now)
-            if state.config.webhook_target and state.config.webhook_secret:
-                background.add_task(webhooks.deliver, state.config.webhook_target, state.config.webhook_secret,
-                                    "report.created", entities.admin_report(state, record))
-            return entities.report(state, record)
+        try:
+            with state.lock:
+                target = account_or_404(form["account_id"])
+                if target.moderation == "suspended":
+                    raise not_found()
+                visible = {s.id for s in state.statuses_of(target.id) if state.visible_to_reporter(s)}
+                if any(i not in visible for i in form["status_ids"]):
+                    raise not_found()
+                validate_report(state, form)
+                if not state.limits.reports.record(f"account:{token.account_id}", now).allowed:
+                    raise ApiError(429, "Too many requests")
+                record = state.file_report(token.account_id, target.id, form["status_ids"], form["comment"],
+                                           form["category"], form["forward"] and target.domain is not None,
+                                           form["rule_ids"], now)
+        finally:
+            # override_rate_limit_headers :create, family: :reports (an `ensure`: errors carry them too).
+            shown = state.limits.report_headers(token.account_id, request.state.ratelimit_verdict, now).headers()
+            request.state.ratelimit_headers = shown
+            response.headers.update(shown)
+        if state.config.webhook_target and state.config.webhook_secret:
+            background.add_task(webhooks.deliver, state.config.webhook_target, state.config.webhook_secret,
+                                "report.created", entities.admin_report(state, record))
+        return entities.report(state, record)
 
     return router
 
@@ -328,26 +371,33 @@ def report_form(payload: Any) -> dict:
     else:
         raise ApiError(422, "Validation failed: body must be a JSON object or a form")
     if not fields.get("account_id"):
-        raise ApiError(422, "Validation failed: account_id is required")
-    category = str(fields.get("category") or "other")
-    if category not in REPORT_CATEGORIES:
-        raise ApiError(422, f"Validation failed: category must be one of {', '.join(sorted(REPORT_CATEGORIES))}")
-    comment = str(fields.get("comment") or "")
-    if len(comment) > MAX_COMMENT:
-        raise ApiError(422, f"Validation failed: comment is too long (maximum is {MAX_COMMENT} characters)")
+        raise ApiError(404, "Record not found")  # Account.find(nil)
     status_ids = [parse_id(str(i), "status_ids") for i in as_list(fields.get("status_ids"))]
-    rule_ids = [parse_id(str(i), "rule_ids") for i in as_list(fields.get("rule_ids"))]
-    known_rules = {int(rule["id"]) for rule in entities.RULES}
-    if category == "violation" and (not rule_ids or not set(rule_ids) <= known_rules):
-        raise ApiError(422, "Validation failed: rule_ids must name instance rules for a violation report")
+    rule_ids = [i for i in (parse_id(str(i), "rule_ids") for i in as_list(fields.get("rule_ids"))) if i is not None]
+    # ReportService: rule ids make it a violation report, whatever category was asked for.
+    category = "violation" if rule_ids else str(fields.get("category") or "other")
     return {
         "account_id": str(fields["account_id"]),
         "status_ids": [i for i in status_ids if i is not None],
-        "comment": comment,
+        "comment": str(fields.get("comment") or ""),
         "category": category,
         "forward": str(fields.get("forward", "")).strip() in TRUE,
-        "rule_ids": [i for i in rule_ids if i is not None] if category == "violation" else None,
+        "rule_ids": rule_ids or None,
     }
+
+
+def validate_report(state: SimState, form: dict) -> None:
+    """app/models/report.rb: the category enum, the comment's length, and for a violation rule ids that all
+    name a rule, kept or discarded (`rules.size == rule_ids&.size`)."""
+    if form["category"] not in REPORT_CATEGORIES:
+        raise ApiError(422, f"Validation failed: category must be one of {', '.join(sorted(REPORT_CATEGORIES))}")
+    if len(form["comment"]) > MAX_COMMENT:
+        raise ApiError(422, f"Validation failed: Comment is too long (maximum is {MAX_COMMENT} characters)")
+    if form["category"] == "violation":
+        known = {r.id for r in state.rules}
+        asked = form["rule_ids"] or []
+        if not asked or len([i for i in known if i in asked]) != len(asked):
+            raise ApiError(422, "Validation failed: Rule ids contains invalid rules")
 
 
 def as_list(value: Any) -> list:
@@ -407,6 +457,50 @@ def control_router(state: SimState) -> APIRouter:
             raise not_found()
         return {}
 
+    @router.delete("/statuses/{status_id}")
+    def delete_status(status_id: str) -> dict:
+        """The author deletes a post: it is gone, and a report naming it answers 404."""
+        if not state.delete_status(parse_id(status_id, "id") or 0):
+            raise not_found()
+        return {}
+
+    @router.put("/accounts/{account_id}/moderation")
+    def moderate(account_id: str, body: dict = Body(...)) -> dict:
+        """`{"moderation": "suspended"}` and the like: what a moderator's action leaves."""
+        wanted = body.get("moderation")
+        if wanted not in ADMIN_ACCOUNT_STATUSES:
+            raise ApiError(422, f"Validation failed: moderation must be one of {', '.join(sorted(ADMIN_ACCOUNT_STATUSES))}")
+        with state.lock:
+            record = state.accounts.get(parse_id(account_id, "id") or 0)
+            if record is None:
+                raise not_found()
+            record.moderation = wanted
+            return entities.admin_account(state, record)
+
+    @router.post("/reports/{report_id}/resolve")
+    def resolve(report_id: str) -> dict:
+        """A moderator resolves a report (Report#resolve!)."""
+        with state.lock:
+            wanted = parse_id(report_id, "id")
+            record = next((r for r in state.reports if r.id == wanted), None)
+            if record is None:
+                raise not_found()
+            record.action_taken_at = datetime.now(timezone.utc)
+            return entities.admin_report(state, record)
+
+    @router.put("/rules")
+    def set_rules(body: dict = Body(...)) -> list:
+        """Replace the instance rules: `{"rules": [{"id", "text", "discarded"?}]}`; a discarded rule is no
+        longer listed but still valid in a report, as Rule.with_discarded makes it."""
+        try:
+            replaced = [Rule(int(r["id"]), str(r["text"]), discarded=bool(r.get("discarded", False)))
+                        for r in body.get("rules", [])]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ApiError(422, f"Validation failed: {exc}") from None
+        with state.lock:
+            state.rules = replaced
+            return [entities.rule(r) | {"discarded": r.discarded} for r in state.rules]
+
     @router.post("/statuses")
     def add_status(body: dict = Body(...)) -> dict:
         account_id = parse_id(str(body.get("account_id", "")), "account_id")
@@ -418,8 +512,12 @@ def control_router(state: SimState) -> APIRouter:
         media = body.get("media_descriptions", [])
         if not isinstance(media, list):
             raise ApiError(422, "Validation failed: media_descriptions must be a list (null = no alt text)")
+        visibility = body.get("visibility", "public")
+        if visibility not in ("public", "unlisted", "private", "direct"):
+            raise ApiError(422, "Validation failed: visibility must be public, unlisted, private or direct")
         with state.lock:
-            record = state.add_status(account_id, datetime.now(timezone.utc), text, media_descriptions=media)
+            record = state.add_status(account_id, datetime.now(timezone.utc), text, media_descriptions=media,
+                                      visibility=visibility)
             return entities.status(state, record)
 
     @router.put("/webhook")

@@ -21,6 +21,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--token", default=DEFAULT_USER_TOKEN, help=f"non-admin bearer token (default {DEFAULT_USER_TOKEN})")
     parser.add_argument("--ratelimit", type=int, default=300, help="requests per window per token (default 300)")
     parser.add_argument("--ratelimit-period", type=int, default=300, help="window length in seconds (default 300)")
+    parser.add_argument("--paging-limit", type=int, default=300,
+                        help="requests with min_id/max_id/since_id/page per user per paging window (default 300)")
+    parser.add_argument("--paging-period", type=int, default=900, help="paging window in seconds (default 900)")
     parser.add_argument("--reports-per-day", type=int, default=400, help="reports one account may file per day")
     parser.add_argument("--growth-per-minute", type=float, default=0.0, help="new accounts/statuses arriving per minute")
     parser.add_argument("--version", dest="mastodon_version", default="4.3.2", help="Mastodon version to announce")
@@ -60,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     state = SimState(Config(
         seed=args.seed, accounts=args.accounts, admin_token=args.admin_token, user_token=args.token,
         ratelimit_limit=args.ratelimit, ratelimit_period=args.ratelimit_period, reports_per_day=args.reports_per_day,
+        paging_limit=args.paging_limit, paging_period=args.paging_period,
         growth_per_minute=args.growth_per_minute, version=args.mastodon_version,
         webhook_target=args.webhook_target, webhook_secret=args.webhook_secret,
         stream_heartbeat_seconds=args.stream_heartbeat,

@@ -6,27 +6,33 @@ ids are strings, times are ISO 8601 with milliseconds, remote admin fields are n
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from modwatch.simulator.ratelimit import iso8601
-from modwatch.simulator.state import LOCAL_DOMAIN, Account, Report, SimState, Status, Token
+from modwatch.simulator.state import LOCAL_DOMAIN, Account, Report, Rule, SimState, Status, Token
 
 MISSING_AVATAR = f"https://{LOCAL_DOMAIN}/avatars/original/missing.png"
 MISSING_HEADER = f"https://{LOCAL_DOMAIN}/headers/original/missing.png"
 OWNER_ROLE = {"id": "3", "name": "Owner", "permissions": "8388607", "color": "", "highlighted": True, "collection_limit": 10}
 EVERYONE_ROLE = {"id": "-99", "name": "", "permissions": "65536", "color": "", "highlighted": False, "collection_limit": 10}
-RULES = (
-    {"id": "1", "text": "No spam or advertising.", "hint": "", "translations": {}},
-    {"id": "2", "text": "No harassment or hate speech.", "hint": "", "translations": {}},
-    {"id": "3", "text": "Describe media for people who cannot see it.", "hint": "", "translations": {}},
-)
+LINK = re.compile(r"https?://[^\s<>\"']+")
+
+
+def rule(record: Rule) -> dict:
+    return {"id": str(record.id), "text": record.text, "hint": record.hint, "translations": {}}
+
+
+def rules(state: SimState) -> list[dict]:
+    """The instance's rules as /api/v1/instance/rules lists them: discarded ones are left out."""
+    return [rule(r) for r in state.rules if not r.discarded]
 
 
 def account(state: SimState, record: Account) -> dict:
     home = record.domain or LOCAL_DOMAIN
     statuses = state.statuses_of(record.id)
     profile = f"https://{home}/@{record.username}"
-    return {
+    entity = {
         "id": str(record.id),
         "username": record.username,
         "acct": record.acct,
@@ -60,6 +66,11 @@ def account(state: SimState, record: Account) -> dict:
         "roles": [{"id": "3", "name": "Owner", "color": ""}] if record.role else [],
         "fields": [],
     }
+    if record.moderation == "suspended":
+        # REST::AccountSerializer: a suspended account shows `suspended` and nothing it wrote.
+        entity.update(suspended=True, display_name="", note="", locked=False, bot=False, emojis=[], fields=[],
+                      statuses_count=0, last_status_at=None)
+    return entity
 
 
 def credential_account(state: SimState, record: Account) -> dict:
@@ -148,17 +159,32 @@ def status(state: SimState, record: Status) -> dict:
         "emojis": [],
         "tagged_collections": [],
         "quote": None,
-        "card": None,
+        "card": card(record),
         "poll": None,
         "quote_approval": {"automatic": ["public"], "manual": [], "current_user": "automatic"},
+    }
+
+
+def card(record: Status) -> dict | None:
+    """The preview card of the post's first link (REST::PreviewCardSerializer, 4.x keys)."""
+    found = LINK.search(record.text)
+    if found is None:
+        return None
+    url = found.group(0)
+    host = url.split("/")[2]
+    return {
+        "url": url, "title": f"{host}", "description": "", "language": None, "type": "link",
+        "author_name": "", "author_url": "", "provider_name": host, "provider_url": "", "html": "",
+        "width": 0, "height": 0, "image": None, "image_description": "", "embed_url": "", "blurhash": None,
+        "published_at": None, "authors": [],
     }
 
 
 def _report_fields(record: Report) -> dict:
     return {
         "id": str(record.id),
-        "action_taken": False,
-        "action_taken_at": None,
+        "action_taken": record.action_taken_at is not None,
+        "action_taken_at": iso8601(record.action_taken_at) if record.action_taken_at else None,
         "category": record.category,
         "comment": record.comment,
         "forwarded": record.forwarded,
@@ -185,7 +211,7 @@ def admin_report(state: SimState, record: Report) -> dict:
         "assigned_account": None,
         "action_taken_by_account": None,
         "statuses": [status(state, state.statuses[i]) for i in record.status_ids if i in state.statuses],
-        "rules": [rule for rule in RULES if record.rule_ids and int(rule["id"]) in record.rule_ids],
+        "rules": [rule(r) for r in state.rules if record.rule_ids and r.id in record.rule_ids],
     }
 
 
@@ -222,7 +248,7 @@ def instance_v1(state: SimState, streaming: str = f"wss://{LOCAL_DOMAIN}") -> di
         "invites_enabled": True,
         "configuration": _configuration(),
         "contact_account": None,
-        "rules": list(RULES),
+        "rules": rules(state),
     }
 
 
@@ -234,7 +260,7 @@ def instance_v2(state: SimState, streaming: str = f"wss://{LOCAL_DOMAIN}") -> di
         "source_url": "https://github.com/mastodon/mastodon",
         "description": "A simulated Mastodon instance for modwatch.",
         "usage": {"users": {"active_month": sum(1 for a in state.accounts.values() if a.domain is None)}},
-        "thumbnail": {"url": MISSING_HEADER},
+        "thumbnail": {"url": MISSING_HEADER, "description": ""},
         "icon": [],
         "languages": ["en"],
         "configuration": {
@@ -242,7 +268,13 @@ def instance_v2(state: SimState, streaming: str = f"wss://{LOCAL_DOMAIN}") -> di
             "urls": {"streaming": streaming, "status": None, "about": f"https://{LOCAL_DOMAIN}/about",
                      "privacy_policy": None, "terms_of_service": None},
             "vapid": {"public_key": application(Token("", 0, False))["vapid_key"]},
+            "accounts": {**_configuration()["accounts"], "max_display_name_length": 30, "max_note_length": 500,
+                         "max_avatar_description_length": 150, "max_header_description_length": 150,
+                         "max_profile_fields": 4, "profile_field_name_limit": 255, "profile_field_value_limit": 255},
+            "media_attachments": {**_configuration()["media_attachments"], "description_limit": 1500},
             "translation": {"enabled": False},
+            "timelines_access": {feed: {"local": "public", "remote": "public"}
+                                 for feed in ("live_feeds", "hashtag_feeds", "trending_link_feeds")},
             "limited_federation": False,
         },
         "registrations": {"enabled": True, "approval_required": False, "reason_required": False, "message": None,
@@ -250,7 +282,7 @@ def instance_v2(state: SimState, streaming: str = f"wss://{LOCAL_DOMAIN}") -> di
         "api_versions": {"mastodon": 2},
         "wrapstodon": None,
         "contact": {"email": f"admin@{LOCAL_DOMAIN}", "account": None},
-        "rules": list(RULES),
+        "rules": rules(state),
     }
 
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
 from modwatch.simulator.faults import Faults
-from modwatch.simulator.ratelimit import FixedWindow
+from modwatch.simulator.ratelimit import Limits
 
 if TYPE_CHECKING:
     from modwatch.simulator.firehose import Firehose
@@ -51,7 +51,7 @@ class Status:
     text: str
     media_descriptions: list[str | None] = field(default_factory=list)  # one per attachment; None = no alt text
     language: str = "en"
-    visibility: str = "public"
+    visibility: str = "public"  # private and direct posts are invisible to a reporter who does not follow
     edited_at: datetime | None = None
 
 
@@ -66,6 +66,15 @@ class Report:
     forwarded: bool
     rule_ids: list[int] | None
     created_at: datetime
+    action_taken_at: datetime | None = None  # resolved by a moderator
+
+
+@dataclass
+class Rule:
+    id: int
+    text: str
+    hint: str = ""
+    discarded: bool = False  # deleted by an admin: no longer listed, still valid in reports (Rule.with_discarded)
 
 
 @dataclass
@@ -85,9 +94,11 @@ class Config:
     accounts: int = 200
     admin_token: str = DEFAULT_ADMIN_TOKEN
     user_token: str = DEFAULT_USER_TOKEN
-    ratelimit_limit: int = 300
+    ratelimit_limit: int = 300  # per token (throttle_per_token_api)
     ratelimit_period: int = 300
-    reports_per_day: int = 400
+    paging_limit: int = 300  # per user, requests with min_id/max_id/since_id/page (throttle_authenticated_paging)
+    paging_period: int = 900
+    reports_per_day: int = 400  # per reporting account (RateLimiter reports family)
     growth_per_minute: float = 0.0
     version: str = "4.3.2"
     webhook_target: str | None = None
@@ -128,8 +139,12 @@ class SimState:
             self.reports: list[Report] = []
             self._last_id = 0
             self.faults = Faults(seed=self.config.seed)
-            self.limiter = FixedWindow(self.config.ratelimit_limit, self.config.ratelimit_period)
-            self.report_limiter = FixedWindow(self.config.reports_per_day, 86_400)
+            self.limits = Limits(per_token_limit=self.config.ratelimit_limit,
+                                 per_token_period=self.config.ratelimit_period,
+                                 paging_limit=self.config.paging_limit, paging_period=self.config.paging_period,
+                                 reports_per_day=self.config.reports_per_day)
+            self.rules: list[Rule] = [Rule(1, "No spam or advertising."), Rule(2, "No harassment or hate speech."),
+                                      Rule(3, "Describe media for people who cannot see it.")]
             self.population = Population(self, random.Random(self.config.seed))
             # Staff accounts predate the population so that every id still follows its record's time.
             founded = self.now - timedelta(days=31)
@@ -193,6 +208,10 @@ class SimState:
             for status_id in self.by_account.pop(account_id, []):
                 del self.statuses[status_id]
             return True
+
+    def visible_to_reporter(self, status: Status) -> bool:
+        """AccountStatusesFilter for a local reporter who follows no one: public and unlisted posts only."""
+        return status.visibility in ("public", "unlisted")
 
     def statuses_of(self, account_id: int) -> list[Status]:
         """Newest first."""
