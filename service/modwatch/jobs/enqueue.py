@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -59,6 +60,9 @@ JOB_OPTIONS: dict[Callable[..., Any], JobOptions] = {
         MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
     ),
     tasks.record_queue_stats: JobOptions(MONITORING, timeout=30, result_ttl=300, failure_ttl=DAY),
+    tasks.report_streamed_account: JobOptions(
+        MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
+    ),
 }
 
 WEBHOOK_JOBS: dict[str, Callable[..., Any]] = {
@@ -176,3 +180,25 @@ def enqueue_webhook(event: str, object_id: str, payload: dict[str, Any]) -> Webh
     if seen is not None:
         return WebhookEnqueued(job=None, job_id=seen.decode(), duplicate=True)
     return WebhookEnqueued(job=job, job_id=job_id, duplicate=False)
+
+
+# One report job per account from the stream: while the marker lives, later posts of an account
+# already being reported are decided `already_reported` and start nothing.
+STREAM_REPORTED_KEY = "modwatch:stream:reported:{account_id}"
+STREAM_REPORTED_TTL = DAY
+
+
+def enqueue_stream_report(account: dict[str, Any], statuses: list[dict[str, Any]]) -> str | None:
+    """Start the report job for a streamed account unless one was started already; its job id."""
+    account_id = str(account["id"])
+    job_id = f"stream-report-{account_id}-{uuid.uuid4().hex[:12]}"
+    queue = get_queue(JOB_OPTIONS[tasks.report_streamed_account].queue)
+    if not queue.connection.set(STREAM_REPORTED_KEY.format(account_id=account_id), job_id, nx=True,
+                                ex=STREAM_REPORTED_TTL):
+        return None
+    try:
+        enqueue(tasks.report_streamed_account, account, statuses, job_id=job_id)
+    except BaseException:
+        queue.connection.delete(STREAM_REPORTED_KEY.format(account_id=account_id))
+        raise
+    return job_id

@@ -78,8 +78,17 @@ def analyze_and_maybe_report(account_id: str, source: str = "manual") -> dict[st
     return _dispatch(flows.analyze_and_maybe_report(account_id, source=source))
 
 
+def report_streamed_account(account: dict[str, Any], statuses: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stream: file the report on an account the stream's analysis put over the threshold.
+
+    The account and its posts come from the stream: nothing is fetched again.
+    """
+    return _dispatch(flows.analyse_payload(account, statuses, source="stream"))
+
+
 def record_queue_stats() -> dict[str, Any]:
-    """Recurring on the monitoring queue: snapshot queue, worker and scheduler state for /metrics."""
+    """Recurring on the monitoring queue: proves scheduler -> queue -> worker works and stores when it did."""
+    from modwatch.jobs.queues import PRIORITY
     from modwatch.telemetry import queue_stats
 
-    return queue_stats.record()
+    return queue_stats.record(PRIORITY)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import sys
@@ -134,11 +135,38 @@ def build_worker(connection: redis.Redis, queue_names: Sequence[str] = (), simpl
     return worker_class([get_queue(name) for name in names], connection=connection, queue_class=ModwatchQueue)
 
 
-def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
-    if port:
-        # Text or OpenMetrics by the Accept header; read under the lock the worker forks with.
-        start_http_server(port, addr=host, registry=ForkSafeRegistry())
-        log.info("metrics_listening", host=host, port=port)
+# Each component's own /metrics port, so a worker and the scheduler on one host never collide; a second
+# worker (or scheduler) on the host finds its default taken and takes the first free spare port.
+DEFAULT_METRICS_PORTS = {"worker": 9100, "scheduler": 9101, "stream": 9102}
+SPARE_METRICS_PORTS = range(9102, 9200)
+
+
+def serve_metrics(port: int | None, component: str = "worker", host: str = "127.0.0.1") -> int | None:
+    """Serve /metrics and return its port. `port` is METRICS_PORT or --metrics-port: None picks the component's
+    default (or a spare one when another process has it), 0 disables, and a chosen port that is taken ends the
+    process with one line naming the setting."""
+    if port == 0:
+        return None
+    if port is not None:
+        candidates: Sequence[int] = (port,)
+    else:
+        candidates = (DEFAULT_METRICS_PORTS[component], *SPARE_METRICS_PORTS)
+    for candidate in candidates:
+        try:
+            # Text or OpenMetrics by the Accept header; read under the lock the worker forks with.
+            start_http_server(candidate, addr=host, registry=ForkSafeRegistry())
+        except OSError as exc:
+            if port is None and exc.errno == errno.EADDRINUSE:
+                continue
+            raise SystemExit(f"modwatch {component}: cannot serve metrics on port {candidate} ({exc.strerror}); "
+                             "choose another with METRICS_PORT or --metrics-port (0 disables metrics)") from None
+        if candidate != candidates[0]:
+            log.warning("metrics_default_port_taken", port=candidate, default_port=candidates[0],
+                        hint="set METRICS_PORT to choose the port")
+        log.info("metrics_listening", host=host, port=candidate)
+        return candidate
+    raise SystemExit(f"modwatch {component}: ports {candidates[0]} and {SPARE_METRICS_PORTS.start}-"
+                     f"{SPARE_METRICS_PORTS.stop - 1} are all taken; choose one with METRICS_PORT or --metrics-port")
 
 
 def run_worker(settings: Settings, connection: redis.Redis, queue_names: Sequence[str], burst: bool, simple: bool) -> bool:
