@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     log_format: str = Field("auto", pattern="^(auto|json|console)$", description="auto: pretty on a terminal, JSON otherwise.")
     dashboard_username: str = Field("admin", description="rq-dashboard basic auth user.")
     dashboard_password: SecretStr | None = Field(None, description="rq-dashboard basic auth password (defaults to API_KEY).")
+    dashboard_read_only: bool = Field(True, description="rq-dashboard refuses every state-changing action (docs/security.md).")
     webhook_max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted webhook body.")
     webhook_max_concurrency: int = Field(16, gt=0, description="Webhook deliveries handled at once (of the API's 40 threads).")
     webhook_queue_timeout: float = Field(5.0, gt=0, description="Seconds a delivery waits for a free slot before a 503 with Retry-After.")
