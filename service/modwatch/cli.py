@@ -28,9 +28,8 @@ def _start(process: str) -> Settings:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from modwatch.api.app import create_app
+    from modwatch.api.server import serve
     from modwatch.heap import freeze_heap
     from modwatch.storage.db import upgrade_database
 
@@ -38,7 +37,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     upgrade_database()
     app = create_app(settings)
     freeze_heap()
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    serve(app, settings, args.host, args.port)
     return 0
 
 
