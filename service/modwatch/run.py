@@ -184,10 +184,12 @@ def run_all(args: argparse.Namespace) -> int:
             token = secrets.token_urlsafe(24)
             env["INSTANCE_BASE"] = f"http://127.0.0.1:{args.simulator_port}"
             env["MASTODON_ACCESS_TOKEN"] = token
+            # The token goes by environment: in arguments it shows in `ps`, and one starting with "-" (as
+            # token_urlsafe can make) reads to argparse as an option.
             children.start("simulator", _modwatch(
-                "simulate", "--host", "127.0.0.1", "--port", str(args.simulator_port), "--admin-token", token,
+                "simulate", "--host", "127.0.0.1", "--port", str(args.simulator_port),
                 "--webhook-target", webhook_url,
-                "--growth-per-minute", "6"), env)
+                "--growth-per-minute", "6"), {**env, "SIMULATOR_ADMIN_TOKEN": token})
             notes.append(f"Mastodon simulator      http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
         subprocess.run(_modwatch("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
         children.start("api", _modwatch("api", "--host", args.host, "--port", str(args.port)), env)

@@ -10,6 +10,7 @@ from starlette.middleware.errors import ServerErrorMiddleware
 from modwatch import __version__
 from modwatch.api import health, moderation, webhooks
 from modwatch.api.docs import install_docs
+from modwatch.api.intake import IntakeMiddleware
 from modwatch.jobs import api as jobs_api
 from modwatch.settings import Settings, get_settings
 from modwatch.telemetry.http_metrics import HttpMetricsMiddleware
@@ -22,7 +23,8 @@ class ModwatchAPI(FastAPI):
         # Around Starlette's error middleware, so its 500s are measured too and carry a request id.
         # Starlette's stack starts with ServerErrorMiddleware, and so must ours: the tracing
         # instrumentation wraps the app inside it, which puts metrics and request ids in the span.
-        stack = super().build_middleware_stack()
+        # The intake reads the body before anything takes a thread, inside the request id and metrics.
+        stack = IntakeMiddleware(super().build_middleware_stack(), self.state.settings)
         return ServerErrorMiddleware(HttpMetricsMiddleware(RequestContextMiddleware(stack)))
 
 
