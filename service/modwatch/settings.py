@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     rules_file: Path = Field(DEFAULT_RULES_FILE, description="YAML moderation rules file.")
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of /metrics of a worker or the scheduler; unset: worker 9100, scheduler 9101, the first free from 9102 when taken; 0 disables.")
     metrics_host: str = Field("127.0.0.1", description="Address the worker and scheduler /metrics listen on (0.0.0.0 in a container).")
+    local_traces: bool = Field(False, description="Keep recent traces (1 h) in Redis and show them at /jobs/jobs/{id}/trace; `modwatch run` sets it when no OTLP endpoint is configured.")
     trace_url_template: str = Field(DEFAULT_TRACE_URL_TEMPLATE, description="Link to a trace; `{trace_id}` is substituted.")
     log_level: str = Field("INFO", description="Log level.")
     log_format: str = Field("auto", pattern="^(auto|json|console)$", description="auto: pretty on a terminal, JSON otherwise.")
