@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from modwatch.api.deps import MAX_OFFSET, key_fingerprint, require_api_key, settings_dependency
 from modwatch.api.strictjson import StrictJSONRoute
-from modwatch.moderation import analysis, runtime
+from modwatch.moderation import analysis, outcomes, runtime
 from modwatch.moderation.engine import RulesError
 from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
@@ -161,7 +161,7 @@ def evaluate(request: EvaluateRequest, settings: Settings = Depends(settings_dep
     """Score a posted account and its statuses with the active rules, without recording or filing."""
     scored = _rules_or_503(lambda: analysis.score(
         request.account.model_dump(exclude_none=True), [s.model_dump(exclude_none=True) for s in request.statuses],
-        settings, runtime.current(settings)))
+        settings, runtime.current(settings), record=False))
     analysis.ACCOUNTS_SCANNED.labels(source="evaluate").inc()
     return {**scored.analysis.as_dict(), "threshold": scored.threshold, "would_report": scored.reportable,
             "rules_hash": scored.rules_hash}
@@ -215,6 +215,13 @@ def change_runtime_settings(change: SettingsChange, settings: Settings = Depends
         raise HTTPException(422, "give at least one of dry_run, panic_stop, report_threshold")
     runtime.update(changes, by=key_fingerprint(settings))
     return settings_view(settings)
+
+
+@router.get("/rules/precision")
+def rules_precision() -> dict[str, Any]:
+    """Per rule, moderators' verdicts on the reports it contributed to: actioned, dismissed, and the
+    share actioned (docs/detection.md)."""
+    return {"rules": outcomes.precision()}
 
 
 @router.get("/rules")
