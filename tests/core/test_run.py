@@ -18,7 +18,8 @@ def fresh_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     env = {key: value for key, value in os.environ.items()
            if key not in {"REDIS_URL", "DATABASE_URL", "API_KEY", "WEBHOOK_SECRET", "INSTANCE_BASE",
-                          "MASTODON_ACCESS_TOKEN", "METRICS_PORT"}}
+                          "MASTODON_ACCESS_TOKEN", "METRICS_PORT", "LOCAL_TRACES", "TRACE_URL_TEMPLATE",
+                          "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}}
     return env
 
 
