@@ -190,7 +190,7 @@ def run_all(args: argparse.Namespace) -> int:
                 "simulate", "--host", "127.0.0.1", "--port", str(args.simulator_port),
                 "--webhook-target", webhook_url,
                 "--growth-per-minute", "6"), {**env, "SIMULATOR_ADMIN_TOKEN": token})
-            notes.append(f"Mastodon simulator      http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
+            notes.append(f"Mastodon simulator    http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
         subprocess.run(_modwatch("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
         children.start("api", _modwatch("api", "--host", args.host, "--port", str(args.port)), env)
         children.start("worker", _modwatch("worker", "--metrics-port", str(args.worker_metrics_port)), env)
