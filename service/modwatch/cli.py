@@ -86,6 +86,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def cmd_stream(args: argparse.Namespace) -> int:
     from modwatch.connection import get_redis
+    from modwatch.heap import freeze_heap
     from modwatch.jobs.enqueue import enqueue_stream_report
     from modwatch.jobs.worker import serve_metrics
     from modwatch.storage.db import upgrade_database
@@ -96,7 +97,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
     upgrade_database()
     port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     serve_metrics(port, "stream", settings.metrics_host)
-    Consumer(settings, get_redis(), enqueue_stream_report).run()
+    consumer = Consumer(settings, get_redis(), enqueue_stream_report)
+    freeze_heap()
+    consumer.run()
     return 0
 
 

@@ -80,7 +80,9 @@ class Consumer:
         self.client_factory = client_factory or (lambda: MastodonClient.from_settings(settings))
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = connection.lock(LEASE_KEY, timeout=settings.stream_lease_seconds, thread_local=False)
-        self.items: queue.Queue[Received | Deleted | GapFilled] = queue.Queue()
+        # Bounded: when analysis falls behind, the backlog waits in the socket and on the server
+        # (TCP backpressure) instead of piling up here as objects every garbage collection walks.
+        self.items: queue.Queue[Received | Deleted | GapFilled] = queue.Queue(maxsize=4 * settings.stream_batch_size)
         self.stopping = threading.Event()
         self.term = 0  # bumped each time this consumer becomes active; 0 while standby
         self.window = Window()
