@@ -46,8 +46,8 @@ $(VENV)/.installed-test: pyproject.toml $(LOCK) | $(BIN)/python
 	$(PIP) -e '.[test]'
 	@touch $@ $(VENV)/.installed-run
 
-services:
-	bash scripts/ensure-services.sh
+services: | $(BIN)/python
+	bash scripts/ensure-services.sh $(BIN)/python
 
 # A universal lock: one file, markers where Python 3.11, 3.12 and 3.13 differ. Existing pins are kept
 # unless LOCK_FLAGS=--upgrade.

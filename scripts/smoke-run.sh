@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Smoke test of an installed modwatch: `modwatch run` from an empty directory on free ports, with an embedded
-# Redis, until its banner. Usage: scripts/smoke-run.sh VENV. Exits non-zero, with the run's output, on failure.
+# Redis, until its banner, then a signed webhook through it to its finished job (`modwatch send-webhook`). Usage: scripts/smoke-run.sh VENV. Exits non-zero, with the run's output, on failure.
 set -euo pipefail
 venv=$(cd "${1:?usage: smoke-run.sh VENV}" && pwd)
 work=$(mktemp -d)
@@ -30,4 +30,6 @@ if ! grep -q '^  API key' run.log; then
   exit 1
 fi
 sed -n '/modwatch is running/,/^  API key/p' run.log | grep -v '^  API key\|^  webhook secret'
-echo "smoke: $("$venv/bin/python" --version) reached the banner"
+"$venv/bin/modwatch" send-webhook --timeout 120 || { echo "smoke: the webhook failed; modwatch run said:" >&2
+  tail -n 40 run.log >&2; exit 1; }
+echo "smoke: $("$venv/bin/python" --version): modwatch run reached its banner and processed a signed webhook"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -95,3 +96,34 @@ def test_requeue_of_a_stopped_job_puts_it_back(client, auth):
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "queued" and get_queue("moderation").get_job_ids() == [job.id]
     assert job.id not in get_queue("moderation").failed_job_registry.get_job_ids()
+
+
+def _read_only(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+    return url + "?options=-c%20default_transaction_read_only%3Don"  # as a hot standby answers
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_readyz_fails_when_the_database_answers_but_refuses_writes(core_env, monkeypatch, backend):
+    from fastapi.testclient import TestClient
+
+    from isolation import TEST_POSTGRES, reset_caches
+    from modwatch.api.app import create_app
+    from modwatch.storage.db import upgrade_database
+
+    if backend == "postgresql":
+        monkeypatch.setenv("DATABASE_URL", TEST_POSTGRES)
+        reset_caches()
+        upgrade_database()
+    url = os.environ["DATABASE_URL"]
+    with TestClient(create_app()) as client:
+        assert client.get("/readyz").json() == {"status": "ok", "checks": {"redis": "ok", "database": "ok"}}
+        monkeypatch.setenv("DATABASE_URL", _read_only(url))
+        reset_caches()
+        answer = client.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.json()["checks"]["redis"] == "ok" and answer.json()["checks"]["database"].startswith("error")
+        monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/1")
+        reset_caches()
+        assert client.get("/readyz").json()["checks"]["redis"].startswith("error")

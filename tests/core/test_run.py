@@ -9,6 +9,7 @@ import httpx
 import psutil
 import pytest
 
+from isolation import wait_for
 from modwatch.run import free_port
 
 
@@ -19,6 +20,18 @@ def fresh_dir(tmp_path, monkeypatch):
            if key not in {"REDIS_URL", "DATABASE_URL", "API_KEY", "WEBHOOK_SECRET", "INSTANCE_BASE",
                           "MASTODON_ACCESS_TOKEN", "METRICS_PORT"}}
     return env
+
+
+def send_webhook(env, *args):
+    return subprocess.run([sys.executable, "-m", "modwatch.cli", "send-webhook", "--timeout", "60", *args],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_send_webhook_without_a_secret_says_where_one_comes_from(fresh_dir):
+    result = send_webhook(fresh_dir)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == ("modwatch send-webhook: no webhook secret: pass --secret, set WEBHOOK_SECRET, "
+                             "or start `modwatch run` in this directory\n")
 
 
 def test_run_with_nothing_configured_starts_everything_and_stops_cleanly(fresh_dir, tmp_path):
@@ -53,11 +66,41 @@ def test_run_with_nothing_configured_starts_everything_and_stops_cleanly(fresh_d
         assert httpx.get(dashboard, auth=("admin", api_key)).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{ports['worker']}/metrics").status_code == 200
         assert (tmp_path / "var" / "modwatch.db").exists()
+        # The banner shows the generated webhook secret; send-webhook finds it (and the API key) in var/run.json.
+        secret = re.search(r"^  webhook secret\s+([0-9a-f]{64})  \(generated", text, re.MULTILINE).group(1)
+        assert (tmp_path / "var" / "run.json").stat().st_mode & 0o777 == 0o600
+        sent = send_webhook(fresh_dir)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert re.search(r"^sent status\.created for status \d+ by @\S+ to .*: 202, job wh-status_created-\d+",
+                         sent.stdout, re.MULTILINE), sent.stdout
+        assert re.search(r"^job wh-status_created-\d+: finished$", sent.stdout, re.MULTILINE), sent.stdout
+        assert "'outcome': 'analysed'" in sent.stdout  # a post of the simulator: its author exists
+        # No trace backend configured: the job's trace is kept locally and shown by the API.
+        assert "traces                kept 1 h in Redis" in text
+        job_id = re.search(r"^job (wh-status_created-\d+): finished$", sent.stdout, re.MULTILINE).group(1)
+        trace_url = f"{base}/jobs/jobs/{job_id}/trace"
+
+        def spans_of_both_processes():
+            traces = httpx.get(trace_url, headers={"X-API-Key": api_key}).json()["traces"]
+            spans = [(span["service"], span["kind"], span["name"]) for trace in traces for span in trace["spans"]]
+            return spans if {"modwatch-api", "modwatch-worker"} <= {service for service, _, _ in spans} else None
+
+        spans = wait_for(spans_of_both_processes, "the webhook's spans from the API and the worker", 30)
+        assert ("modwatch-api", "SERVER", "POST /webhooks/mastodon_events") in spans
+        assert ("modwatch-worker", "CONSUMER", "process webhooks") in spans
+        browser = {"Accept": "text/html,application/xhtml+xml"}
+        challenged = httpx.get(trace_url, headers=browser)
+        assert challenged.status_code == 401 and challenged.headers["WWW-Authenticate"] == 'Basic realm="modwatch"'
+        page = httpx.get(trace_url, headers=browser, auth=("admin", api_key))
+        assert page.headers["content-type"].startswith("text/html") and "process webhooks" in page.text
+        forged = send_webhook(fresh_dir, "--secret", secret[::-1])
+        assert forged.returncode == 1 and "answered 401" in forged.stdout
         children = psutil.Process(run.pid).children(recursive=True)
         assert len(children) >= 6  # redis, simulator, api, worker, scheduler, dashboard
     finally:
         run.send_signal(signal.SIGINT)
         code = run.wait(timeout=60)
     assert code == 0
+    assert not (tmp_path / "var" / "run.json").exists()
     time.sleep(0.5)
     assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]

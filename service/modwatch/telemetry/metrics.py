@@ -60,6 +60,9 @@ RECURRING_RUNS_COALESCED = Counter(
 ACCOUNTS_SCANNED = Counter("modwatch_accounts_scanned", "Accounts analysed.", ["source"])
 RULE_HITS = Counter("modwatch_rule_hits", "Rule matches.", ["rule"])
 REPORTS = Counter("modwatch_reports", "Report decisions by outcome.", ["outcome"])
+WAVES_ACTIVE = Gauge("modwatch_waves_active", "Fingerprints shared by enough young accounts within the wave window to be a wave.")
+RULE_VERDICTS = Counter("modwatch_rule_verdicts", "Moderators' verdicts on modwatch's reports, per rule that contributed.",
+                        ["rule", "verdict"])
 
 # The streaming consumer (`modwatch stream`).
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
