@@ -206,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--simulator-port", type=int, default=3000)
     run.add_argument("--worker-metrics-port", type=int, default=9100)
     run.add_argument("--scheduler-metrics-port", type=int, default=9101)
+    run.add_argument("--stream-metrics-port", type=int, default=9102)
     run.add_argument("--redis-probe-url", default="redis://127.0.0.1:6379/0",
                      help="Without REDIS_URL: use this Redis if it answers, else start an embedded one.")
 
@@ -224,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--errors", action="store_true", help="Also list every missed spam account and false positive.")
 
     health = add("healthcheck", cmd_healthcheck, "Exit 0 when a component on this host is healthy (for containers).")
-    health.add_argument("component", choices=["api", "worker", "scheduler"])
+    health.add_argument("component", choices=["api", "worker", "scheduler", "stream"])
 
     register_simulator(sub)
     register_send_webhook(sub)
