@@ -192,7 +192,7 @@ def run_all(args: argparse.Namespace) -> int:
                 "--webhook-target", webhook_url,
                 "--growth-per-minute", "6", "--stream-rate", "2", "--stream-wave-every", "300"),
                 {**env, "SIMULATOR_ADMIN_TOKEN": token})
-            notes.append(f"Mastodon simulator      http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
+            notes.append(f"Mastodon simulator    http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
         subprocess.run(_modwatch("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
         children.start("api", _modwatch("api", "--host", args.host, "--port", str(args.port)), env)
         children.start("worker", _modwatch("worker", "--metrics-port", str(args.worker_metrics_port)), env)

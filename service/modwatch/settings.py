@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     panic_stop: bool = Field(False, description="Stop every Mastodon write and all polling.")
     poll_admin_accounts_interval: int = Field(30, gt=0, description="Seconds between remote admin account polls.")
     poll_admin_accounts_local_interval: int = Field(30, gt=0, description="Seconds between local admin account polls.")
+    report_outcomes_interval: int = Field(300, gt=0, description="Seconds between reads of moderators' verdicts on modwatch's reports.")
     queue_stats_interval: int = Field(15, gt=0, description="Seconds between queue statistics collections.")
     poll_max_pages: int = Field(5, gt=0, le=100, description="Admin account pages fetched per poll run.")
     report_threshold: float = Field(10.0, gt=0, description="Account score at which a report is filed.")

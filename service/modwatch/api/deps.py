@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 
 from fastapi import Depends, HTTPException, Request, status
@@ -44,3 +45,9 @@ def require_api_key(
             "missing or invalid API key (X-API-Key header, Authorization: Bearer, or basic auth password)",
             headers={"WWW-Authenticate": 'Basic realm="modwatch"' if browser else "Bearer"},
         )
+
+
+def key_fingerprint(settings: Settings) -> str:
+    """Who made a change, for the audit log: a short hash of the API key, never the key."""
+    assert settings.api_key is not None  # only called behind require_api_key
+    return "key:" + hashlib.sha256(settings.api_key.get_secret_value().encode()).hexdigest()[:12]

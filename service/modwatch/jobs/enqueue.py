@@ -11,7 +11,7 @@ from rq import Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
-from modwatch.jobs import tasks
+from modwatch.jobs import monitoring, tasks
 from modwatch.jobs.queues import MODERATION, MONITORING, WEBHOOKS, get_queue
 from modwatch.moderation.followups import FollowUp
 
@@ -57,12 +57,16 @@ JOB_OPTIONS: dict[Callable[..., Any], JobOptions] = {
     tasks.process_new_status: _WEBHOOK,
     tasks.process_new_report: _WEBHOOK,
     tasks.process_new_account: _WEBHOOK,
+    tasks.process_status_update: _WEBHOOK,
+    tasks.process_account_update: _WEBHOOK,
+    tasks.process_report_update: _WEBHOOK,
+    tasks.sync_report_outcomes: _POLL,  # no retry: the next poll syncs again
     tasks.poll_admin_accounts: _POLL,
     tasks.poll_admin_accounts_local: _POLL,
     tasks.analyze_and_maybe_report: JobOptions(
         MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
     ),
-    tasks.record_queue_stats: JobOptions(MONITORING, timeout=30, result_ttl=300, failure_ttl=DAY),
+    monitoring.record_queue_stats: JobOptions(MONITORING, timeout=30, result_ttl=300, failure_ttl=DAY),
     tasks.report_streamed_account: JobOptions(
         MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
     ),
@@ -70,6 +74,9 @@ JOB_OPTIONS: dict[Callable[..., Any], JobOptions] = {
 
 WEBHOOK_JOBS: dict[str, Callable[..., Any]] = {
     "status.created": tasks.process_new_status,
+    "status.updated": tasks.process_status_update,
+    "account.updated": tasks.process_account_update,
+    "report.updated": tasks.process_report_update,
     "report.created": tasks.process_new_report,
     "account.created": tasks.process_new_account,
 }

@@ -1,7 +1,10 @@
 """The job functions. Plain functions: RQ imports them by dotted path, so names are contracts.
 
-Each body is thin: the work lives in `modwatch.moderation.flows` and `modwatch.telemetry.queue_stats`,
-so it can be tested without a queue and the queue can be tested without Mastodon. Moderation never
+Each body is thin: the work lives in `modwatch.moderation.flows`, so it can be tested without a
+queue and the queue can be tested without Mastodon. This module loads the moderation stack
+(SQLAlchemy, Mastodon.py, the rules engine) as it is imported, which is what a forking worker
+wants: it imports a job's module before the fork, once, and every horse inherits it. The
+monitoring job, which needs none of it, lives in `modwatch.jobs.monitoring`. Moderation never
 enqueues: the follow-ups a flow returns are enqueued here (`_dispatch`).
 """
 
@@ -50,8 +53,18 @@ def _dispatch(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def process_new_status(status: dict[str, Any]) -> dict[str, Any]:
-    """Webhook `status.created`: analyse the author with its recent statuses."""
-    return _dispatch(flows.handle_new_status(status))
+    """Webhook `status.created`: analyse the delivered post with the author's other delivered posts."""
+    return _dispatch(flows.handle_status(status))
+
+
+def process_status_update(status: dict[str, Any]) -> dict[str, Any]:
+    """Webhook `status.updated`: analyse the post as edited."""
+    return _dispatch(flows.handle_status(status))
+
+
+def process_account_update(admin_account: dict[str, Any]) -> dict[str, Any]:
+    """Webhook `account.updated`: analyse the profile as edited."""
+    return _dispatch(flows.handle_account(admin_account))
 
 
 def process_new_report(report: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +74,17 @@ def process_new_report(report: dict[str, Any]) -> dict[str, Any]:
 
 def process_new_account(admin_account: dict[str, Any]) -> dict[str, Any]:
     """Webhook `account.created`: analyse a new local account."""
-    return _dispatch(flows.handle_new_account(admin_account))
+    return _dispatch(flows.handle_account(admin_account))
+
+
+def process_report_update(report: dict[str, Any]) -> dict[str, Any]:
+    """Webhook `report.updated`: a moderator's verdict on one of modwatch's reports, counted per rule."""
+    return flows.handle_report_update(report)
+
+
+def sync_report_outcomes() -> dict[str, Any]:
+    """Verdicts of recently resolved reports (one admin API request); polls also run it every REPORT_OUTCOMES_INTERVAL."""
+    return _run_exclusively("sync_report_outcomes", lambda: flows.sync_report_outcomes())
 
 
 def poll_admin_accounts() -> dict[str, Any]:
@@ -85,11 +108,3 @@ def report_streamed_account(account: dict[str, Any], statuses: list[dict[str, An
     The account and its posts come from the stream: nothing is fetched again.
     """
     return _dispatch(flows.analyse_payload(account, statuses, source="stream"))
-
-
-def record_queue_stats() -> dict[str, Any]:
-    """Recurring on the monitoring queue: proves scheduler -> queue -> worker works and stores when it did."""
-    from modwatch.jobs.queues import PRIORITY
-    from modwatch.telemetry import queue_stats
-
-    return queue_stats.record(PRIORITY)
