@@ -36,13 +36,13 @@ def test_send_webhook_without_a_secret_says_where_one_comes_from(fresh_dir):
 
 
 def test_run_with_nothing_configured_starts_everything_and_stops_cleanly(fresh_dir, tmp_path):
-    ports = {name: free_port() for name in ("api", "dashboard", "simulator", "worker", "scheduler")}
+    ports = {name: free_port() for name in ("api", "dashboard", "simulator", "worker", "scheduler", "stream")}
     closed_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: an embedded Redis must start
     run = subprocess.Popen(
         [sys.executable, "-m", "modwatch.cli", "run", "--port", str(ports["api"]),
          "--dashboard-port", str(ports["dashboard"]), "--simulator-port", str(ports["simulator"]),
          "--worker-metrics-port", str(ports["worker"]), "--scheduler-metrics-port", str(ports["scheduler"]),
-         "--redis-probe-url", closed_redis],
+         "--stream-metrics-port", str(ports["stream"]), "--redis-probe-url", closed_redis],
         env=fresh_dir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
@@ -66,6 +66,10 @@ def test_run_with_nothing_configured_starts_everything_and_stops_cleanly(fresh_d
         assert httpx.get(dashboard).status_code == 401
         assert httpx.get(dashboard, auth=("admin", api_key)).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{ports['worker']}/metrics").status_code == 200
+        # `modwatch stream` consumes the simulator's streaming API.
+        wait_for(lambda: 'modwatch_stream_connected{stream="public:remote"} 1.0' in httpx.get(
+            f"http://127.0.0.1:{ports['stream']}/metrics").text, "the stream consumer to connect", timeout=90,
+            ignoring=(httpx.HTTPError,))
         assert (tmp_path / "var" / "modwatch.db").exists()
         # The banner shows the generated webhook secret; send-webhook finds it (and the API key) in var/run.json.
         secret = re.search(r"^  webhook secret\s+([0-9a-f]{64})  \(generated", text, re.MULTILINE).group(1)
