@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
 from modwatch.send_webhook import register as register_send_webhook
@@ -27,18 +28,32 @@ def _start(process: str) -> Settings:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from modwatch.api.app import create_app
+    from modwatch.api.server import serve
     from modwatch.heap import freeze_heap
     from modwatch.storage.db import upgrade_database
 
     settings = _start("api")
     upgrade_database()
+    note_runtime_switches(settings)
     app = create_app(settings)
     freeze_heap()
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    serve(app, settings, args.host, args.port)
     return 0
+
+
+def note_runtime_switches(settings: Settings) -> None:
+    """Audit a changed environment value and say which runtime overrides are in force; Redis down
+    at start is no reason not to serve (the API answers 503 until it is back)."""
+    import redis
+    import structlog
+
+    from modwatch.moderation import runtime
+
+    try:
+        runtime.note_environment(settings)
+    except redis.RedisError as exc:
+        structlog.get_logger("modwatch.api").warning("runtime_switches_unchecked", error=type(exc).__name__)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -87,6 +102,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def cmd_stream(args: argparse.Namespace) -> int:
     from modwatch.connection import get_redis
+    from modwatch.heap import freeze_heap
     from modwatch.jobs.enqueue import enqueue_stream_report
     from modwatch.jobs.worker import serve_metrics
     from modwatch.storage.db import upgrade_database
@@ -97,7 +113,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
     upgrade_database()
     port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     serve_metrics(port, "stream", settings.metrics_host)
-    Consumer(settings, get_redis(), enqueue_stream_report).run()
+    consumer = Consumer(settings, get_redis(), enqueue_stream_report)
+    freeze_heap()
+    consumer.run()
     return 0
 
 
@@ -134,6 +152,32 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
     from modwatch.checks import healthcheck
 
     return healthcheck(_settings_or_exit(), args.component)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from modwatch.moderation.engine import RulesError, load_rules
+    from modwatch.moderation.evaluation import CorpusError, load_corpus, misclassified, render, score_corpus, summary
+    from modwatch.settings import DEFAULT_RULES_FILE
+
+    rules_file = args.rules or DEFAULT_RULES_FILE
+    try:
+        rules = load_rules(rules_file)
+        records = load_corpus(args.corpus)
+    except (RulesError, CorpusError) as exc:
+        print(f"modwatch eval: {exc}", file=sys.stderr)
+        return 2
+    threshold = args.threshold or rules.report_threshold or Settings.model_fields["report_threshold"].default
+    scored = score_corpus(records, rules, threshold)
+    result = summary(scored, rules, threshold)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(render(result, str(args.corpus), str(rules_file), args.split))
+    if args.errors:
+        print("\n".join(["", *misclassified(scored)]))
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -177,6 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--simulator-port", type=int, default=3000)
     run.add_argument("--worker-metrics-port", type=int, default=9100)
     run.add_argument("--scheduler-metrics-port", type=int, default=9101)
+    run.add_argument("--stream-metrics-port", type=int, default=9102)
     run.add_argument("--redis-probe-url", default="redis://127.0.0.1:6379/0",
                      help="Without REDIS_URL: use this Redis if it answers, else start an embedded one.")
 
@@ -185,8 +230,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("migrate", cmd_migrate, "Apply database migrations.")
 
+    evaluate = add("eval", cmd_eval, "Measure a rules file on a labelled corpus: precision, recall and F1 per rule, "
+                                     "spam family, benign kind and overall (nothing is filed; no service needed).")
+    evaluate.add_argument("corpus", type=Path, help="JSONL corpus, e.g. corpus/labelled.jsonl (format: docs/detection.md)")
+    evaluate.add_argument("--rules", type=Path, default=None, help="Rules file (default: the built-in default rules).")
+    evaluate.add_argument("--threshold", type=float, default=None, help="Report threshold (default: the rules file's, else 10).")
+    evaluate.add_argument("--split", choices=["all", "train", "holdout"], default="all", help="Split of the per-rule table.")
+    evaluate.add_argument("--json", action="store_true", help="Print the numbers as JSON.")
+    evaluate.add_argument("--errors", action="store_true", help="Also list every missed spam account and false positive.")
+
     health = add("healthcheck", cmd_healthcheck, "Exit 0 when a component on this host is healthy (for containers).")
-    health.add_argument("component", choices=["api", "worker", "scheduler"])
+    health.add_argument("component", choices=["api", "worker", "scheduler", "stream"])
 
     register_simulator(sub)
     register_send_webhook(sub)

@@ -24,7 +24,8 @@ import httpx
 import redis
 
 from modwatch.send_webhook import remove_run_file, write_run_file
-from modwatch.settings import ConfigError, load_settings
+from modwatch.settings import ConfigError, Settings, load_settings
+from modwatch.telemetry.tracing import ENDPOINT_VARIABLES, export_configured
 
 STOP_GRACE_SECONDS = 10
 PR_SET_PDEATHSIG = 1
@@ -96,6 +97,7 @@ def _modwatch(*args: str) -> list[str]:
 PORT_OPTIONS = {
     "port": "API", "dashboard_port": "rq-dashboard", "simulator_port": "Mastodon simulator",
     "worker_metrics_port": "worker metrics", "scheduler_metrics_port": "scheduler metrics",
+    "stream_metrics_port": "stream metrics",
 }
 
 
@@ -177,25 +179,30 @@ def run_all(args: argparse.Namespace) -> int:
             secret_note = f"{env['WEBHOOK_SECRET']}  (generated; set WEBHOOK_SECRET to choose it)"
         else:
             secret_note = "from WEBHOOK_SECRET (environment or .env)"
+        traces_note = _trace_destination(settings, env, f"http://{args.host}:{args.port}")
         webhook_url = f"http://{args.host}:{args.port}/webhooks/mastodon_events"
         if settings.instance_base is None:
             token = secrets.token_urlsafe(24)
             env["INSTANCE_BASE"] = f"http://127.0.0.1:{args.simulator_port}"
             env["MASTODON_ACCESS_TOKEN"] = token
+            # The token goes by environment: in arguments it shows in `ps`, and one starting with "-" (as
+            # token_urlsafe can make) reads to argparse as an option.
             children.start("simulator", _modwatch(
-                "simulate", "--host", "127.0.0.1", "--port", str(args.simulator_port), "--admin-token", token,
+                "simulate", "--host", "127.0.0.1", "--port", str(args.simulator_port),
                 "--webhook-target", webhook_url,
-                "--growth-per-minute", "6"), env)
-            notes.append(f"Mastodon simulator      http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
+                "--growth-per-minute", "6", "--stream-rate", "2", "--stream-wave-every", "300"),
+                {**env, "SIMULATOR_ADMIN_TOKEN": token})
+            notes.append(f"Mastodon simulator    http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
         subprocess.run(_modwatch("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
         children.start("api", _modwatch("api", "--host", args.host, "--port", str(args.port)), env)
         children.start("worker", _modwatch("worker", "--metrics-port", str(args.worker_metrics_port)), env)
         children.start("scheduler", _modwatch("scheduler", "--metrics-port", str(args.scheduler_metrics_port)), env)
+        children.start("stream", _modwatch("stream", "--metrics-port", str(args.stream_metrics_port)), env)
         children.start("dashboard", _modwatch("dashboard", "--host", args.host, "--port", str(args.dashboard_port)), env)
         _wait_ready(f"http://{args.host}:{args.port}/readyz", children)
         write_run_file(f"http://{args.host}:{args.port}", env["WEBHOOK_SECRET"], api_key,
                        env.get("INSTANCE_BASE") or settings.instance_base)
-        print(_banner(args, api_key, secret_note, notes), flush=True)
+        print(_banner(args, api_key, secret_note, [traces_note, *notes]), flush=True)
         while not stopping:
             ended = children.exited()
             if ended:
@@ -206,6 +213,21 @@ def run_all(args: argparse.Namespace) -> int:
     finally:
         remove_run_file()
         children.stop()
+
+
+def _trace_destination(settings: Settings, env: dict[str, str], base: str) -> str:
+    """Where the children's spans go, for the banner: an OTLP endpoint, else (unless TRACE_URL_TEMPLATE names a
+    backend) the local store in Redis, exported every half second so a finished job's trace is there at once."""
+    if export_configured():
+        endpoint = next(env[name] for name in ENDPOINT_VARIABLES if env.get(name))
+        return f"traces                OTLP to {endpoint}; links: TRACE_URL_TEMPLATE"
+    if "trace_url_template" in settings.model_fields_set or "local_traces" in settings.model_fields_set:
+        if settings.local_traces:
+            return f"traces                kept 1 h in Redis: {base}/jobs/jobs/<job id>/trace"
+        return "traces                not exported (no OTLP endpoint); links: TRACE_URL_TEMPLATE"
+    env["LOCAL_TRACES"] = "true"
+    env.setdefault("OTEL_BSP_SCHEDULE_DELAY", "500")
+    return f"traces                kept 1 h in Redis: {base}/jobs/jobs/<job id>/trace (JSON, or a waterfall in a browser)"
 
 
 def _command() -> str:
@@ -229,7 +251,8 @@ def _banner(args: argparse.Namespace, api_key: str, secret_note: str, notes: lis
         f"  webhook secret        {secret_note}",
         f"  test delivery         {_command()} send-webhook  (signed; follows the job to its trace)",
         f"  readiness             {base}/readyz",
-        f"  metrics               {base}/metrics, worker :{args.worker_metrics_port}, scheduler :{args.scheduler_metrics_port}",
+        f"  metrics               {base}/metrics, worker :{args.worker_metrics_port}, scheduler :{args.scheduler_metrics_port}, "
+        f"stream :{args.stream_metrics_port}",
         f"  rq-dashboard          http://{args.host}:{args.dashboard_port}  (user admin, password = API key)",
         *[f"  {note}" for note in notes],
         f"  API key               {api_key}",

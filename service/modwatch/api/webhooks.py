@@ -1,8 +1,9 @@
 """`POST /webhooks/mastodon_events`: Mastodon's signed webhook deliveries.
 
-Order of checks: configured secret (503), size (413), signature over the raw body (401), JSON and
-envelope (400), then dedupe + enqueue (202, or 503 with Retry-After when Redis is down, so
-Mastodon redelivers and nothing is lost).
+The intake middleware has read the body under a deadline and a size limit (408, 413) and holds
+a delivery slot (503 with Retry-After when none frees up). Then: configured secret (503), content
+type (415), signature over the raw body (401), JSON and envelope (400), then dedupe + enqueue
+(202, or 503 with Retry-After when Redis is down, so Mastodon redelivers and nothing is lost).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from modwatch.api import strictjson
-from modwatch.api.body import BodyTooLarge, read_body
+from modwatch.api.body import buffered_body
 from modwatch.api.deps import settings_dependency
 from modwatch.jobs.enqueue import WEBHOOK_JOBS, enqueue_webhook
 from modwatch.telemetry.metrics import WEBHOOK_DELIVERIES
@@ -29,6 +30,7 @@ from modwatch.telemetry.trace_ids import current_trace_id
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
 
+PATH = "/webhooks/mastodon_events"
 SIGNATURE_HEADER = "X-Hub-Signature"
 RETRY_AFTER_SECONDS = "30"
 # Mastodon ids are snowflakes: a 64-bit integer written in decimal, as a string.
@@ -98,8 +100,23 @@ def parse_envelope(body: bytes) -> tuple[Envelope | None, str]:
     return Envelope(event=data["event"], created_at=data.get("created_at"), object=obj), ""
 
 
+def delivery_key(envelope: Envelope) -> str:
+    """What makes a delivery unique: the object id; for `*.updated`, also the envelope's `created_at`.
+
+    Mastodon serialises an event's body once and resends it byte for byte
+    (app/services/webhook_service.rb, app/workers/webhooks/delivery_worker.rb), so a redelivery
+    carries the same `created_at`, while a second edit of the same post or profile is a new event.
+    """
+    object_id = str(envelope.object["id"])
+    if envelope.event.endswith(".updated"):
+        version = envelope.created_at or envelope.object.get("edited_at") or envelope.object.get("updated_at")
+        if version:
+            return f"{object_id}@{version}"
+    return object_id
+
+
 @router.post(
-    "/webhooks/mastodon_events",
+    PATH,
     status_code=202,
     response_model=WebhookAccepted,
     openapi_extra={"requestBody": ENVELOPE_SCHEMA},
@@ -121,10 +138,7 @@ def mastodon_events(request: Request) -> Any:
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type != "application/json":
         return _problem(415, "unknown", "malformed", f"content type must be application/json, got {content_type!r}")
-    try:
-        body = read_body(request, settings.webhook_max_body_bytes)
-    except BodyTooLarge:
-        return _problem(413, "unknown", "too_large", f"body exceeds {settings.webhook_max_body_bytes} bytes")
+    body = buffered_body(request)
     secret = settings.webhook_secret.get_secret_value().encode()
     if not signature_is_valid(secret, body, request.headers.get(SIGNATURE_HEADER)):
         return _problem(401, "unknown", "bad_signature", f"missing or invalid {SIGNATURE_HEADER} signature")
@@ -135,9 +149,8 @@ def mastodon_events(request: Request) -> Any:
     if envelope.event not in WEBHOOK_JOBS:
         deliveries(event, "ignored_event").inc()
         return JSONResponse({"status": "ignored", "event": envelope.event}, status_code=202)
-    object_id = str(envelope.object["id"])
     try:
-        enqueued = enqueue_webhook(envelope.event, object_id, envelope.object)
+        enqueued = enqueue_webhook(envelope.event, delivery_key(envelope), envelope.object)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         return _problem(
             503, event, "unavailable", f"queue unavailable, retry later ({type(exc).__name__})",

@@ -1,14 +1,18 @@
 """The job functions. Plain functions: RQ imports them by dotted path, so names are contracts.
 
-Each body is thin: the work lives in `modwatch.moderation.flows` and `modwatch.telemetry.queue_stats`,
-so it can be tested without a queue and the queue can be tested without Mastodon. Moderation never
+Each body is thin: the work lives in `modwatch.moderation.flows`, so it can be tested without a
+queue and the queue can be tested without Mastodon. This module loads the moderation stack
+(SQLAlchemy, Mastodon.py, the rules engine) as it is imported, which is what a forking worker
+wants: it imports a job's module before the fork, once, and every horse inherits it. The
+monitoring job, which needs none of it, lives in `modwatch.jobs.monitoring`. Moderation never
 enqueues: the follow-ups a flow returns are enqueued here (`_dispatch`).
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Callable
+
+from redis.exceptions import LockNotOwnedError
 
 from modwatch.connection import get_redis
 from modwatch.moderation import flows
@@ -17,19 +21,19 @@ from modwatch.moderation.followups import FollowUp, detach
 # A poll holds this lock while it runs, so a slow poll is never started a second time by the
 # next scheduler tick. The TTL matches the poll job timeout: a killed poll frees it by itself.
 POLL_LOCK_TTL = 600
-_RELEASE_IF_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 def _run_exclusively(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    connection = get_redis()
-    key = f"modwatch:poll:running:{name}"
-    token = uuid.uuid4().hex
-    if not connection.set(key, token, nx=True, ex=POLL_LOCK_TTL):
+    lock = get_redis().lock(f"modwatch:poll:running:{name}", timeout=POLL_LOCK_TTL)
+    if not lock.acquire(blocking=False):
         return {"outcome": "skipped", "reason": f"{name} is already running"}
     try:
         return work()
     finally:
-        connection.eval(_RELEASE_IF_OWNER, 1, key, token)
+        try:
+            lock.release()
+        except LockNotOwnedError:  # held past its TTL: another poll may own it now, and keeps it
+            pass
 
 
 def _submit(follow_ups: list[FollowUp]) -> int:
@@ -49,8 +53,18 @@ def _dispatch(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def process_new_status(status: dict[str, Any]) -> dict[str, Any]:
-    """Webhook `status.created`: analyse the author with its recent statuses."""
-    return _dispatch(flows.handle_new_status(status))
+    """Webhook `status.created`: analyse the delivered post with the author's other delivered posts."""
+    return _dispatch(flows.handle_status(status))
+
+
+def process_status_update(status: dict[str, Any]) -> dict[str, Any]:
+    """Webhook `status.updated`: analyse the post as edited."""
+    return _dispatch(flows.handle_status(status))
+
+
+def process_account_update(admin_account: dict[str, Any]) -> dict[str, Any]:
+    """Webhook `account.updated`: analyse the profile as edited."""
+    return _dispatch(flows.handle_account(admin_account))
 
 
 def process_new_report(report: dict[str, Any]) -> dict[str, Any]:
@@ -60,7 +74,17 @@ def process_new_report(report: dict[str, Any]) -> dict[str, Any]:
 
 def process_new_account(admin_account: dict[str, Any]) -> dict[str, Any]:
     """Webhook `account.created`: analyse a new local account."""
-    return _dispatch(flows.handle_new_account(admin_account))
+    return _dispatch(flows.handle_account(admin_account))
+
+
+def process_report_update(report: dict[str, Any]) -> dict[str, Any]:
+    """Webhook `report.updated`: a moderator's verdict on one of modwatch's reports, counted per rule."""
+    return flows.handle_report_update(report)
+
+
+def sync_report_outcomes() -> dict[str, Any]:
+    """Verdicts of recently resolved reports (one admin API request); polls also run it every REPORT_OUTCOMES_INTERVAL."""
+    return _run_exclusively("sync_report_outcomes", lambda: flows.sync_report_outcomes())
 
 
 def poll_admin_accounts() -> dict[str, Any]:
@@ -84,11 +108,3 @@ def report_streamed_account(account: dict[str, Any], statuses: list[dict[str, An
     The account and its posts come from the stream: nothing is fetched again.
     """
     return _dispatch(flows.analyse_payload(account, statuses, source="stream"))
-
-
-def record_queue_stats() -> dict[str, Any]:
-    """Recurring on the monitoring queue: proves scheduler -> queue -> worker works and stores when it did."""
-    from modwatch.jobs.queues import PRIORITY
-    from modwatch.telemetry import queue_stats
-
-    return queue_stats.record(PRIORITY)
