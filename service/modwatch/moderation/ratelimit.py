@@ -31,6 +31,7 @@ import redis
 
 from modwatch.connection import get_redis
 from modwatch.mastodon.client import RateLimit
+from modwatch.telemetry.metrics import MASTODON_THROTTLED
 
 GATE_KEY = "modwatch:mastodon:ratelimit"
 # Share of each window's budget that backlog work leaves to webhook and manual work and to polls.
@@ -117,6 +118,7 @@ def acquire(priority: bool, book: bool = True, now: float | None = None,
     )
     if answer is None:
         return None
+    MASTODON_THROTTLED.labels(work="priority" if priority else "backlog").inc()
     slot, reset = answer
     return Wait(until=_at(slot), reset_at=_at(reset))
 

@@ -46,7 +46,10 @@ MASTODON_REQUESTS = Counter(
 MASTODON_DURATION = Histogram(
     "modwatch_mastodon_request_duration_seconds", "Mastodon API call latency.", ["endpoint", "method"], buckets=HTTP_BUCKETS
 )
-MASTODON_RATELIMIT_REMAINING = Gauge("modwatch_mastodon_ratelimit_remaining", "X-RateLimit-Remaining of the last answer.")
+# Requests modwatch's own gate (moderation/ratelimit.py) held back before asking Mastodon: client-side throttling.
+MASTODON_THROTTLED = Counter(
+    "modwatch_mastodon_throttled", "Mastodon calls deferred by modwatch's shared rate-limit gate.", ["work"]
+)
 MASTODON_RATE_LIMITED = Counter("modwatch_mastodon_rate_limited", "429 answers from Mastodon.", ["endpoint"])
 
 # Served by the scheduler process (the leader): what it found and repaired on its last loop.
