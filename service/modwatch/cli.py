@@ -69,6 +69,22 @@ def check_mastodon_version(settings: Settings) -> None:
         log.warning("mastodon_unreachable_at_start", error=str(exc), instance=settings.instance_base)
     else:
         log.info("mastodon_version", version=version, instance=settings.instance_base)
+        check_instance_rule_ids(settings, log)
+
+
+def check_instance_rule_ids(settings: Settings, log) -> None:
+    """At start: name every rule of the rules file whose instance rule ids the instance no longer lists."""
+    from modwatch.mastodon.client import MastodonClient
+    from modwatch.mastodon.errors import MastodonError
+    from modwatch.moderation import instance_rules
+    from modwatch.moderation.engine import RulesError
+
+    try:
+        log.info("instance_rule_ids", detail=instance_rules.check(MastodonClient.from_settings(settings), settings))
+    except ValueError as exc:  # RulesError is one too: an unreadable rules file is named the same way
+        log.error("instance_rule_ids_stale" if not isinstance(exc, RulesError) else "rules_file_unusable", error=str(exc))
+    except MastodonError as exc:
+        log.warning("instance_rules_unreadable", error=str(exc))
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:

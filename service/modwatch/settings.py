@@ -34,7 +34,11 @@ class Settings(BaseSettings):
     poll_admin_accounts_interval: int = Field(30, gt=0, description="Seconds between remote admin account polls.")
     poll_admin_accounts_local_interval: int = Field(30, gt=0, description="Seconds between local admin account polls.")
     queue_stats_interval: int = Field(15, gt=0, description="Seconds between queue statistics collections.")
+    report_filing_interval: int = Field(15, gt=0, description="Seconds between runs filing the report decisions that wait.")
     poll_max_pages: int = Field(5, gt=0, le=100, description="Admin account pages fetched per poll run.")
+    poll_paging_share: float = Field(0.5, gt=0, le=1, description=(
+        "Share of Mastodon's paging limit (300 requests with min_id/max_id per 15 minutes per user, shared with "
+        "the moderators' web UI) that polls may use; the rest is left to people."))
     report_threshold: float = Field(10.0, gt=0, description="Account score at which a report is filed.")
     report_forward: bool = Field(False, description="Forward reports about remote accounts to their instance.")
     rules_file: Path = Field(DEFAULT_RULES_FILE, description="YAML moderation rules file.")

@@ -27,7 +27,7 @@ def postgres_url():
 
 
 def test_one_head():
-    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads() == ["0002"]
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads() == ["0003_report_path"]
 
 
 def test_upgrade_and_downgrade_on_postgresql(postgres_url):
@@ -41,7 +41,7 @@ def test_upgrade_and_downgrade_on_postgresql(postgres_url):
         unique = inspector.get_unique_constraints("reports", schema=SCHEMA)
         assert [c["column_names"] for c in unique] == [["dedupe_key", "dry_run"]]
         with engine.connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003_report_path"
 
         command.downgrade(alembic_config(postgres_url), "0001")
         assert not TABLES & set(inspect(engine).get_table_names(schema=SCHEMA))

@@ -195,6 +195,9 @@ def translate(exc: BaseException, call: Call) -> MastodonError:
     if status == 403:
         return ForbiddenError(where, REQUIRED_SCOPES.get((call.method, endpoint)), endpoint)
     if status == 404:
+        if not mastodon_error_body(response):
+            # Not Mastodon's `{"error": ...}`: a wrong INSTANCE_BASE or a proxy, not a vanished record.
+            return MastodonError(f"{where} (not a Mastodon answer: check INSTANCE_BASE)", status, endpoint)
         return GoneError(where, status, endpoint)
     if status == 422:
         return UnprocessableError(where, status, endpoint)
@@ -203,6 +206,15 @@ def translate(exc: BaseException, call: Call) -> MastodonError:
         seconds = float(retry_after) if retry_after.isdigit() else SERVER_ERROR_RETRY_SECONDS
         return RetryableError(where, seconds, status, endpoint)
     return MastodonError(where, status, endpoint)
+
+
+def mastodon_error_body(response: requests.Response) -> bool:
+    """Whether the body is Mastodon's error entity, `{"error": "..."}`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("error"), str)
 
 
 def server_message(response: requests.Response) -> str:
