@@ -7,9 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+# The exact versions of requirements.lock, as `make run` and CI install them.
+COPY pyproject.toml README.md requirements.lock ./
 COPY service ./service
-RUN pip install . \
+RUN pip install --constraint requirements.lock . \
  && useradd --system --uid 10001 --home-dir /app modwatch \
  && mkdir -p /app/var \
  && chown modwatch /app/var

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Callable, Sequence
 
+from modwatch.send_webhook import register as register_send_webhook
 from modwatch.settings import ConfigError, Settings, get_settings
 from modwatch.simulator.cli import register as register_simulator
 
@@ -26,9 +28,8 @@ def _start(process: str) -> Settings:
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from modwatch.api.app import create_app
+    from modwatch.api.server import serve
     from modwatch.heap import freeze_heap
     from modwatch.storage.db import upgrade_database
 
@@ -36,7 +37,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     upgrade_database()
     app = create_app(settings)
     freeze_heap()
-    uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False)
+    serve(app, settings, args.host, args.port)
     return 0
 
 
@@ -46,7 +47,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     settings = _start("worker")
     check_mastodon_version(settings)
-    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    serve_metrics(port, "worker", settings.metrics_host)
     run_worker(settings, get_redis(), args.queues, burst=args.burst, simple=args.simple)
     return 0
 
@@ -93,8 +95,25 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
     from modwatch.jobs.worker import serve_metrics
 
     settings = _start("scheduler")
-    serve_metrics(args.metrics_port if args.metrics_port is not None else settings.metrics_port)
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    serve_metrics(port, "scheduler", settings.metrics_host)
     run_scheduler(settings, get_redis(), burst=args.burst)
+    return 0
+
+
+def cmd_stream(args: argparse.Namespace) -> int:
+    from modwatch.connection import get_redis
+    from modwatch.jobs.enqueue import enqueue_stream_report
+    from modwatch.jobs.worker import serve_metrics
+    from modwatch.storage.db import upgrade_database
+    from modwatch.stream.consumer import Consumer
+
+    settings = _start("stream")
+    check_mastodon_version(settings)
+    upgrade_database()
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    serve_metrics(port, "stream", settings.metrics_host)
+    Consumer(settings, get_redis(), enqueue_stream_report).run()
     return 0
 
 
@@ -133,6 +152,32 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
     return healthcheck(_settings_or_exit(), args.component)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from modwatch.moderation.engine import RulesError, load_rules
+    from modwatch.moderation.evaluation import CorpusError, load_corpus, misclassified, render, score_corpus, summary
+    from modwatch.settings import DEFAULT_RULES_FILE
+
+    rules_file = args.rules or DEFAULT_RULES_FILE
+    try:
+        rules = load_rules(rules_file)
+        records = load_corpus(args.corpus)
+    except (RulesError, CorpusError) as exc:
+        print(f"modwatch eval: {exc}", file=sys.stderr)
+        return 2
+    threshold = args.threshold or rules.report_threshold or Settings.model_fields["report_threshold"].default
+    scored = score_corpus(records, rules, threshold)
+    result = summary(scored, rules, threshold)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(render(result, str(args.corpus), str(rules_file), args.split))
+    if args.errors:
+        print("\n".join(["", *misclassified(scored)]))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modwatch", description="Moderation sidecar for Mastodon.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -143,21 +188,28 @@ def build_parser() -> argparse.ArgumentParser:
         return command
 
     api = add("api", cmd_api, "Serve the HTTP API (webhooks, /jobs, /moderation, /metrics).")
-    api.add_argument("--host", default="0.0.0.0")
+    api.add_argument("--host", default="127.0.0.1", help="Address to listen on (a container passes 0.0.0.0).")
     api.add_argument("--port", type=int, default=8080)
 
     worker = add("worker", cmd_worker, "Run a worker on the given queues (default: all, in priority order).")
     worker.add_argument("queues", nargs="*", help="monitoring, webhooks, moderation")
     worker.add_argument("--burst", action="store_true", help="Quit when the queues are empty.")
     worker.add_argument("--simple", action="store_true", help="Run jobs in the worker process (no fork).")
-    worker.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="Override METRICS_PORT (default 9100, or the first free port from 9102; 0 disables).")
 
     scheduler = add("scheduler", cmd_scheduler, "Run the rq-scheduler leader for recurring jobs.")
     scheduler.add_argument("--burst", action="store_true", help="Schedule once and quit.")
-    scheduler.add_argument("--metrics-port", type=int, default=None, help="Override METRICS_PORT.")
+    scheduler.add_argument("--metrics-port", type=int, default=None,
+                           help="Override METRICS_PORT (default 9101, or the first free port from 9102; 0 disables).")
+
+    stream = add("stream", cmd_stream, "Consume Mastodon's public streams (STREAMS) and analyse every post; "
+                                       "one active consumer, the others stand by.")
+    stream.add_argument("--metrics-port", type=int, default=None,
+                        help="Override METRICS_PORT (default 9102, or the first free port after it; 0 disables).")
 
     dashboard = add("dashboard", cmd_dashboard, "Serve rq-dashboard behind HTTP basic auth.")
-    dashboard.add_argument("--host", default="0.0.0.0")
+    dashboard.add_argument("--host", default="127.0.0.1", help="Address to listen on (a container passes 0.0.0.0).")
     dashboard.add_argument("--port", type=int, default=9181)
 
     run = add("run", cmd_run, "Run everything locally: API, worker, scheduler, dashboard (and simulator, Redis if needed).")
@@ -175,10 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("migrate", cmd_migrate, "Apply database migrations.")
 
+    evaluate = add("eval", cmd_eval, "Measure a rules file on a labelled corpus: precision, recall and F1 per rule, "
+                                     "spam family, benign kind and overall (nothing is filed; no service needed).")
+    evaluate.add_argument("corpus", type=Path, help="JSONL corpus, e.g. corpus/labelled.jsonl (format: docs/detection.md)")
+    evaluate.add_argument("--rules", type=Path, default=None, help="Rules file (default: the built-in default rules).")
+    evaluate.add_argument("--threshold", type=float, default=None, help="Report threshold (default: the rules file's, else 10).")
+    evaluate.add_argument("--split", choices=["all", "train", "holdout"], default="all", help="Split of the per-rule table.")
+    evaluate.add_argument("--json", action="store_true", help="Print the numbers as JSON.")
+    evaluate.add_argument("--errors", action="store_true", help="Also list every missed spam account and false positive.")
+
     health = add("healthcheck", cmd_healthcheck, "Exit 0 when a component on this host is healthy (for containers).")
     health.add_argument("component", choices=["api", "worker", "scheduler"])
 
     register_simulator(sub)
+    register_send_webhook(sub)
     return parser
 
 

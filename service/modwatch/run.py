@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from modwatch.send_webhook import remove_run_file, write_run_file
 from modwatch.settings import ConfigError, load_settings
 
 STOP_GRACE_SECONDS = 10
@@ -91,11 +92,36 @@ def _modwatch(*args: str) -> list[str]:
     return [sys.executable, "-m", "modwatch.cli", *args]
 
 
+# Every port `modwatch run` listens on, with the option that changes it (`make run ARGS='--port 8081'`).
+PORT_OPTIONS = {
+    "port": "API", "dashboard_port": "rq-dashboard", "simulator_port": "Mastodon simulator",
+    "worker_metrics_port": "worker metrics", "scheduler_metrics_port": "scheduler metrics",
+}
+
+
+def taken_port(args: argparse.Namespace, simulator: bool) -> str | None:
+    """One line naming the first port already in use and the option that moves it, or None."""
+    for option, what in PORT_OPTIONS.items():
+        if option == "simulator_port" and not simulator:
+            continue
+        port = getattr(args, option)
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no conflict
+            try:
+                sock.bind((args.host, port))
+            except OSError as exc:
+                flag = "--" + option.replace("_", "-")
+                return (f"modwatch run: port {port} ({what}) is not available ({exc.strerror}); "
+                        f"choose another with {flag}, e.g. make run ARGS='{flag} {free_port()}'")
+    return None
+
+
 def _wait_ready(url: str, children: Children, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if children.exited():
-            raise RuntimeError("a process exited during start-up")
+        ended = children.exited()
+        if ended:
+            raise SystemExit(f"modwatch run: {ended[0]} exited during start-up with code {ended[1]} (its error is above)")
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -118,6 +144,9 @@ def run_all(args: argparse.Namespace) -> int:
         nonlocal stopping
         stopping = True
 
+    problem = taken_port(args, simulator=settings.instance_base is None)
+    if problem:
+        raise SystemExit(problem)
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     Path("var").mkdir(exist_ok=True)
@@ -145,15 +174,20 @@ def run_all(args: argparse.Namespace) -> int:
         env["API_KEY"] = api_key
         if settings.webhook_secret is None:
             env["WEBHOOK_SECRET"] = secrets.token_hex(32)
+            secret_note = f"{env['WEBHOOK_SECRET']}  (generated; set WEBHOOK_SECRET to choose it)"
+        else:
+            secret_note = "from WEBHOOK_SECRET (environment or .env)"
         webhook_url = f"http://{args.host}:{args.port}/webhooks/mastodon_events"
         if settings.instance_base is None:
             token = secrets.token_urlsafe(24)
             env["INSTANCE_BASE"] = f"http://127.0.0.1:{args.simulator_port}"
             env["MASTODON_ACCESS_TOKEN"] = token
+            # The token goes by environment: in arguments it shows in `ps`, and one starting with "-" (as
+            # token_urlsafe can make) reads to argparse as an option.
             children.start("simulator", _modwatch(
-                "simulate", "--host", "127.0.0.1", "--port", str(args.simulator_port), "--admin-token", token,
+                "simulate", "--host", "127.0.0.1", "--port", str(args.simulator_port),
                 "--webhook-target", webhook_url,
-                "--growth-per-minute", "6"), env)
+                "--growth-per-minute", "6"), {**env, "SIMULATOR_ADMIN_TOKEN": token})
             notes.append(f"Mastodon simulator      http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
         subprocess.run(_modwatch("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
         children.start("api", _modwatch("api", "--host", args.host, "--port", str(args.port)), env)
@@ -161,7 +195,9 @@ def run_all(args: argparse.Namespace) -> int:
         children.start("scheduler", _modwatch("scheduler", "--metrics-port", str(args.scheduler_metrics_port)), env)
         children.start("dashboard", _modwatch("dashboard", "--host", args.host, "--port", str(args.dashboard_port)), env)
         _wait_ready(f"http://{args.host}:{args.port}/readyz", children)
-        print(_banner(args, api_key, notes), flush=True)
+        write_run_file(f"http://{args.host}:{args.port}", env["WEBHOOK_SECRET"], api_key,
+                       env.get("INSTANCE_BASE") or settings.instance_base)
+        print(_banner(args, api_key, secret_note, notes), flush=True)
         while not stopping:
             ended = children.exited()
             if ended:
@@ -170,16 +206,30 @@ def run_all(args: argparse.Namespace) -> int:
             time.sleep(0.5)
         return 0
     finally:
+        remove_run_file()
         children.stop()
 
 
-def _banner(args: argparse.Namespace, api_key: str, notes: list[str]) -> str:
+def _command() -> str:
+    """How to call `modwatch` from here: the venv's script (`make run` does not put it on PATH)."""
+    script = Path(sys.executable).parent / "modwatch"
+    if not script.exists():
+        return "modwatch"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def _banner(args: argparse.Namespace, api_key: str, secret_note: str, notes: list[str]) -> str:
     base = f"http://{args.host}:{args.port}"
     lines = [
         "",
         "modwatch is running (Ctrl-C stops everything)",
         f"  API and docs          {base}/docs",
         f"  webhook endpoint      {base}/webhooks/mastodon_events",
+        f"  webhook secret        {secret_note}",
+        f"  test delivery         {_command()} send-webhook  (signed; follows the job to its trace)",
         f"  readiness             {base}/readyz",
         f"  metrics               {base}/metrics, worker :{args.worker_metrics_port}, scheduler :{args.scheduler_metrics_port}",
         f"  rq-dashboard          http://{args.host}:{args.dashboard_port}  (user admin, password = API key)",

@@ -20,6 +20,10 @@ DEFAULT_TRACE_URL_TEMPLATE = (
 )
 
 
+# The public streams Mastodon.py's stream_public() reaches (local=, remote=).
+STREAM_NAMES = ("public", "public:local", "public:remote")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -42,13 +46,41 @@ class Settings(BaseSettings):
     report_threshold: float = Field(10.0, gt=0, description="Account score at which a report is filed.")
     report_forward: bool = Field(False, description="Forward reports about remote accounts to their instance.")
     rules_file: Path = Field(DEFAULT_RULES_FILE, description="YAML moderation rules file.")
-    metrics_port: int = Field(9100, ge=0, le=65535, description="Port of /metrics for workers and the scheduler (0 disables).")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of /metrics of a worker or the scheduler; unset: worker 9100, scheduler 9101, the first free from 9102 when taken; 0 disables.")
+    metrics_host: str = Field("127.0.0.1", description="Address the worker and scheduler /metrics listen on (0.0.0.0 in a container).")
     trace_url_template: str = Field(DEFAULT_TRACE_URL_TEMPLATE, description="Link to a trace; `{trace_id}` is substituted.")
     log_level: str = Field("INFO", description="Log level.")
     log_format: str = Field("auto", pattern="^(auto|json|console)$", description="auto: pretty on a terminal, JSON otherwise.")
     dashboard_username: str = Field("admin", description="rq-dashboard basic auth user.")
     dashboard_password: SecretStr | None = Field(None, description="rq-dashboard basic auth password (defaults to API_KEY).")
+    dashboard_read_only: bool = Field(True, description="rq-dashboard refuses every state-changing action (docs/security.md).")
     webhook_max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted webhook body.")
+    webhook_max_concurrency: int = Field(16, gt=0, description="Webhook deliveries handled at once (of the API's 40 threads).")
+    webhook_queue_timeout: float = Field(5.0, gt=0, description="Seconds a delivery waits for a free slot before a 503 with Retry-After.")
+    request_header_timeout: float = Field(10.0, gt=0, description="Seconds to receive a request's line and headers (else 408).")
+    request_body_timeout: float = Field(10.0, gt=0, description="Seconds to receive a request's body (else 408).")
+    request_max_header_bytes: int = Field(16_384, gt=0, description="Largest request line plus headers (else 431).")
+    request_max_headers: int = Field(100, gt=0, description="Most header fields in a request (else 431).")
+    request_max_body_bytes: int = Field(1_048_576, gt=0, description="Largest request body outside webhooks (else 413).")
+    streams: str = Field("public:remote", description="Streams `modwatch stream` consumes, comma-separated: public, public:local, public:remote.")
+    stream_batch_size: int = Field(500, gt=0, le=10_000, description="Posts analysed together at most.")
+    stream_batch_wait: float = Field(0.2, gt=0, le=10, description="Seconds a post waits for its batch to fill at most.")
+    stream_lease_seconds: int = Field(5, ge=2, le=300, description="Lease of the active stream consumer; a standby takes over after it lapses.")
+    stream_read_timeout: float = Field(60.0, gt=0, description="Seconds without a byte (Mastodon sends a heartbeat every 15) before reconnecting.")
+    stream_gap_max_pages: int = Field(10, ge=0, le=1000, description="Timeline pages (40 posts) fetched to fill one gap at most.")
+
+    @field_validator("streams")
+    @classmethod
+    def _known_streams(cls, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = [name for name in names if name not in STREAM_NAMES]
+        if not names or unknown:
+            raise ValueError(f"must name streams among {', '.join(STREAM_NAMES)}")
+        return ",".join(dict.fromkeys(names))
+
+    @property
+    def stream_names(self) -> list[str]:
+        return self.streams.split(",")
 
     @field_validator("instance_base")
     @classmethod

@@ -22,3 +22,9 @@ def count_rule_hits(rules: int) -> None:
 
     for index in range(rules):
         RULE_HITS.labels(rule=f"bulk-{index}").inc()
+
+
+def sleep(seconds: float) -> None:
+    import time
+
+    time.sleep(seconds)

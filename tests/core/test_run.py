@@ -21,6 +21,18 @@ def fresh_dir(tmp_path, monkeypatch):
     return env
 
 
+def send_webhook(env, *args):
+    return subprocess.run([sys.executable, "-m", "modwatch.cli", "send-webhook", "--timeout", "60", *args],
+                          env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_send_webhook_without_a_secret_says_where_one_comes_from(fresh_dir):
+    result = send_webhook(fresh_dir)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == ("modwatch send-webhook: no webhook secret: pass --secret, set WEBHOOK_SECRET, "
+                             "or start `modwatch run` in this directory\n")
+
+
 def test_run_with_nothing_configured_starts_everything_and_stops_cleanly(fresh_dir, tmp_path):
     ports = {name: free_port() for name in ("api", "dashboard", "simulator", "worker", "scheduler")}
     closed_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: an embedded Redis must start
@@ -53,11 +65,23 @@ def test_run_with_nothing_configured_starts_everything_and_stops_cleanly(fresh_d
         assert httpx.get(dashboard, auth=("admin", api_key)).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{ports['worker']}/metrics").status_code == 200
         assert (tmp_path / "var" / "modwatch.db").exists()
+        # The banner shows the generated webhook secret; send-webhook finds it (and the API key) in var/run.json.
+        secret = re.search(r"^  webhook secret\s+([0-9a-f]{64})  \(generated", text, re.MULTILINE).group(1)
+        assert (tmp_path / "var" / "run.json").stat().st_mode & 0o777 == 0o600
+        sent = send_webhook(fresh_dir)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+        assert re.search(r"^sent status\.created for status \d+ by @\S+ to .*: 202, job wh-status_created-\d+",
+                         sent.stdout, re.MULTILINE), sent.stdout
+        assert re.search(r"^job wh-status_created-\d+: finished$", sent.stdout, re.MULTILINE), sent.stdout
+        assert "'outcome': 'analysed'" in sent.stdout  # a post of the simulator: its author exists
+        forged = send_webhook(fresh_dir, "--secret", secret[::-1])
+        assert forged.returncode == 1 and "answered 401" in forged.stdout
         children = psutil.Process(run.pid).children(recursive=True)
         assert len(children) >= 6  # redis, simulator, api, worker, scheduler, dashboard
     finally:
         run.send_signal(signal.SIGINT)
         code = run.wait(timeout=60)
     assert code == 0
+    assert not (tmp_path / "var" / "run.json").exists()
     time.sleep(0.5)
     assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]

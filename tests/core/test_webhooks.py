@@ -64,6 +64,23 @@ def test_redelivery_answers_the_same_job_id_and_enqueues_once(client):
     assert redis.Redis.from_url(REDIS_URL).llen("rq:queue:webhooks") == 1
 
 
+def test_a_redelivery_after_the_job_ran_is_still_a_duplicate_within_mastodons_retry_window(client):
+    from modwatch.connection import get_redis
+    from modwatch.jobs.queues import WEBHOOKS
+    from modwatch.jobs.worker import build_worker
+
+    body = envelope("account.created", "888")
+    first = post(client, body, sign(body)).json()
+    build_worker(get_redis(), [WEBHOOKS], simple=True).work(burst=True, with_scheduler=False)
+    connection = redis.Redis.from_url(REDIS_URL)
+    assert Job.fetch(first["job_id"], connection=connection).get_status() in ("finished", "failed")
+    # Mastodon's 16 Sidekiq retries span about 2.1 days (app/workers/webhooks/delivery_worker.rb).
+    assert connection.ttl(f"rq:job:{first['job_id']}") > 2.1 * 24 * 3600
+    again = post(client, body, sign(body)).json()
+    assert again == {**again, "status": "duplicate", "job_id": first["job_id"]}
+    assert connection.llen("rq:queue:webhooks") == 0
+
+
 def test_same_object_different_event_is_not_a_duplicate(client):
     status = envelope("status.created", "5")
     account = envelope("account.created", "5")

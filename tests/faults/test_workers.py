@@ -46,7 +46,6 @@ def test_sigkilled_worker_leaves_an_abandoned_job_that_is_retried_or_failed_visi
     assert len(entries) == 1
     conn.zadd(f"rq:wip:{WEBHOOKS}", {member: time.time() - 1 for member in entries})
 
-    queue_stats.record(conn)
     upgrade_database()
     with TestClient(create_app()) as api:
         assert abandoned_gauge(api) == 1
@@ -56,8 +55,8 @@ def test_sigkilled_worker_leaves_an_abandoned_job_that_is_retried_or_failed_visi
     assert survivor.wait(timeout=120) == 0
     assert retried.get_status(refresh=True) == JobStatus.FINISHED
     assert conn.get("faults:retried:started") == b"2" and conn.get("faults:retried:finished") == b"1"
-    queue_stats.record(conn)
-    assert queue_stats.collect(conn)["queues"][WEBHOOKS]["abandoned_jobs"] == 0
+    stats, _ = queue_stats.collect(conn, [queue_stats.QueueKeys.of(WEBHOOKS)])
+    assert stats[WEBHOOKS]["abandoned_jobs"] == 0
 
 
 def test_sigkilled_job_without_retries_lands_in_failed_as_abandoned(fault_env, tmp_path):
@@ -111,5 +110,8 @@ def test_two_schedulers_and_a_worker_run_each_recurring_job_once_per_interval(fa
     # Each 2 s interval runs the job once: two schedulers must not double it.
     assert span / 2 - 1 <= len(runs) - 1 <= span / 2 + 1, (len(runs), span)
     gaps = sorted(b.created_at.timestamp() - a.created_at.timestamp() for a, b in zip(runs[1:], runs[:-1]))
-    assert gaps and gaps[0] > 1.0, gaps  # never two runs in the same interval
+    # Never two runs back to back (a second scheduler's copy would run right after the first). A run
+    # the worker took late, under load, is followed by the next one on schedule, so a gap can be
+    # shorter than the interval: the bound is loose on purpose.
+    assert gaps and gaps[0] > 0.3, gaps
     assert all(result.type == result.Type.SUCCESSFUL for result in runs)

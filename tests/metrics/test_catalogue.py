@@ -39,7 +39,10 @@ def registered() -> dict[str, tuple[str, tuple[str, ...]]]:
     for module in pkgutil.walk_packages(modwatch.__path__, "modwatch."):
         if not module.name.startswith(NOT_IMPORTED):
             importlib.import_module(module.name)
-    queue_stats.register_collector()
+    from modwatch.jobs.queues import PRIORITY
+    from modwatch.jobs.scheduler import HEARTBEAT_KEY
+
+    queue_stats.register_collector(PRIORITY, HEARTBEAT_KEY)
     metrics = {}
     for collector in set(REGISTRY._names_to_collectors.values()):
         if isinstance(collector, MetricWrapperBase):
@@ -65,4 +68,4 @@ def test_code_and_catalogue_agree():
 
 def test_catalogue_names_processes_only_that_exist():
     for name, (_, _, processes) in documented().items():
-        assert processes <= {"api", "worker", "scheduler"}, name
+        assert processes <= {"api", "worker", "scheduler", "stream"}, name

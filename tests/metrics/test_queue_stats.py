@@ -1,18 +1,20 @@
-"""record_queue_stats: gauges that match Redis, a fixed read-only cost, served by the API."""
+"""Queue health read by the API at scrape time: gauges that match Redis, a fixed read-only cost, no worker needed."""
 
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 from redis.client import Pipeline
 from rq.job import Job
+from rq.utils import utcformat
 
 from conftest import REDIS_URL
-from modwatch.jobs.queues import get_queue
+from isolation import free_port, reset_caches
+from modwatch.jobs.queues import PRIORITY, get_queue
 from modwatch.jobs.scheduler import HEARTBEAT_KEY
 from modwatch.telemetry import queue_stats
 
@@ -58,24 +60,28 @@ def test_gauges_match_what_was_enqueued(api, db):
     busy = build_worker(db, ["webhooks", "moderation"])
     busy.register_birth()
     busy.set_state("busy")
-    db.zadd("rq:scheduler:scheduled_jobs", {"recurring-record_queue_stats": time.time() + 15})
+    # "alive" has run for ten minutes on a live worker; "gone" started in 2020 but its worker is dead;
+    # "vanished" has no job hash any more.
+    db.zadd(started_key, {"vanished:exec": time.time() + 300})
+    db.hset(Job.key_for("alive"), "started_at", utcformat(datetime.now(timezone.utc) - timedelta(minutes=10)))
+    db.hset(Job.key_for("gone"), "started_at", "2020-01-01T00:00:00.000000Z")
     db.set(HEARTBEAT_KEY, 1700000000.5)
     db.hset(queue_stats.RUNTIME_KEY, mapping={"panic_stop": "1", "dry_run": "false"})
     db.zadd(queue_stats.DOMAIN_VIOLATIONS_KEY, {f"spam{n}.example": n for n in range(25)})
 
-    snapshot = queue_stats.record()
+    snapshot = queue_stats.record(PRIORITY)
     scraped = api_samples(api)
 
     def gauge(name: str, **labels: str) -> float | None:
         return scraped.get((name, frozenset(labels.items())))
 
     expected = {
-        "webhooks": {"queued": 5, "started": 2, "scheduled": 1, "deferred": 0, "failed": 0, "finished": 0, "canceled": 1},
+        "webhooks": {"queued": 5, "started": 3, "scheduled": 1, "deferred": 0, "failed": 0, "finished": 0, "canceled": 1},
         "moderation": {"queued": 1, "started": 0, "scheduled": 0, "deferred": 1, "failed": 0, "finished": 0, "canceled": 0},
         "monitoring": {"queued": 0, "started": 0, "scheduled": 0, "deferred": 0, "failed": 1, "finished": 1, "canceled": 0},
     }
     for queue, counts in expected.items():
-        assert snapshot["queues"][queue]["jobs"] == counts
+        assert snapshot["queues"][queue]["jobs"] == counts  # what the recurring job saw from its worker
         for status, count in counts.items():
             assert gauge("rq_jobs", queue=queue, status=status) == count, (queue, status)
     assert gauge("modwatch_queue_abandoned_jobs", queue="webhooks") == 1
@@ -86,30 +92,44 @@ def test_gauges_match_what_was_enqueued(api, db):
     assert gauge("modwatch_workers", queue="webhooks", state="busy") == 1
     assert gauge("modwatch_workers", queue="moderation", state="busy") == 1
     assert gauge("modwatch_workers", queue="monitoring", state="busy") == 0
-    assert gauge("modwatch_scheduler_recurring_jobs", function="record_queue_stats") == 1
-    assert gauge("modwatch_scheduler_recurring_jobs", function="poll_admin_accounts") == 0
+    assert 599 <= gauge("modwatch_queue_longest_running_job_seconds", queue="webhooks") < 700
+    assert gauge("modwatch_queue_longest_running_job_seconds", queue="moderation") == 0
+    assert gauge("modwatch_redis_up") == 1
     assert gauge("modwatch_scheduler_heartbeat_timestamp_seconds") == 1700000000.5
     assert gauge("modwatch_panic_stop") == 1
     assert gauge("modwatch_dry_run") == 0
     domains = {dict(labels)["domain"]: v for (name, labels), v in scraped.items() if name == "modwatch_top_domain_violations"}
     assert domains == {f"spam{n}.example": n for n in range(5, 25)}
     assert gauge("modwatch_queue_stats_last_success_timestamp_seconds") == float(db.get(queue_stats.LAST_SUCCESS_KEY))
-    assert gauge("modwatch_queue_stats_duration_seconds") == snapshot["duration_seconds"]
+    assert gauge("modwatch_queue_stats_duration_seconds") == pytest.approx(snapshot["duration_seconds"])
     busy.register_death()
 
 
-def test_stopped_stats_go_stale_instead_of_freezing(api, db):
-    queue_stats.record()
-    assert 0 < db.ttl(queue_stats.SNAPSHOT_KEY) <= queue_stats.SNAPSHOT_TTL_INTERVALS * 15
-    assert db.ttl(queue_stats.LAST_SUCCESS_KEY) == -1
-    assert ("rq_jobs", frozenset({"queue": "webhooks", "status": "queued"}.items())) in api_samples(api)
+def test_queue_gauges_stay_true_without_any_worker_and_redis_down_is_explicit(api, db, monkeypatch):
+    """No record_queue_stats ever ran (no worker): the queue gauges are still read live."""
+    for _ in range(3):
+        get_queue("webhooks").enqueue("metricjobs.succeed")
+    scraped = api_samples(api)
+    assert scraped[("rq_jobs", frozenset({"queue": "webhooks", "status": "queued"}.items()))] == 3
+    assert scraped[("modwatch_workers", frozenset({"queue": "webhooks", "state": "idle"}.items()))] == 0
+    assert scraped[("modwatch_queue_oldest_job_age_seconds", frozenset({"queue": "webhooks"}.items()))] >= 0
+    names = {name for name, _ in scraped}
+    # Never succeeded: no timestamp at all (ModwatchQueueStatsAbsent), rather than a made-up one.
+    assert "modwatch_queue_stats_last_success_timestamp_seconds" not in names
+    assert scraped[("modwatch_redis_up", frozenset())] == 1
 
-    db.delete(queue_stats.SNAPSHOT_KEY)  # what its TTL does once the job stops running
-    names = {name for name, _ in api_samples(api)}
-    assert "rq_jobs" not in names and "modwatch_queue_oldest_job_age_seconds" not in names
-    assert "modwatch_queue_stats_last_success_timestamp_seconds" in names
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/1")  # nothing listens there
+    reset_caches()
+    try:
+        down = api_samples(api)
+    finally:
+        monkeypatch.setenv("REDIS_URL", REDIS_URL)
+        reset_caches()
+    assert down[("modwatch_redis_up", frozenset())] == 0
+    down_names = {name for name, _ in down}
+    assert "rq_jobs" not in down_names and "modwatch_workers" not in down_names
     # Runtime switches fall back to the environment: DRY_RUN defaults on, PANIC_STOP off.
-    assert {"modwatch_dry_run", "modwatch_panic_stop"} <= names
+    assert down[("modwatch_dry_run", frozenset())] == 1 and down[("modwatch_panic_stop", frozenset())] == 0
 
 
 class CountingRedis(redis.Redis):
@@ -146,7 +166,8 @@ def test_cost_is_fixed_and_read_only_whatever_the_depth(metrics_env, db):
     db.zadd(get_queue("webhooks").failed_job_registry.key, expired)
     counting = CountingRedis.from_url(REDIS_URL)
 
-    shallow = queue_stats.collect(counting)
+    queues = [queue_stats.QueueKeys.of(name) for name in PRIORITY]
+    shallow, _ = queue_stats.collect(counting, queues)
     shallow_sent, shallow_trips = list(counting.sent), counting.round_trips
 
     with db.pipeline(transaction=False) as pipe:
@@ -158,15 +179,15 @@ def test_cost_is_fixed_and_read_only_whatever_the_depth(metrics_env, db):
     counting.round_trips = 0
     before = {key: db.dump(key) for key in db.keys("rq:*")}
 
-    deep = queue_stats.collect(counting)
+    deep, _ = queue_stats.collect(counting, queues)
 
     assert counting.sent == shallow_sent
     assert counting.round_trips == shallow_trips == 1
-    assert set(counting.sent) <= {"LLEN", "ZCARD", "ZCOUNT", "EVAL", "ZSCORE", "ZREVRANGE"}
+    assert set(counting.sent) <= {"LLEN", "ZCARD", "ZCOUNT", "EVAL"}
     assert {key: db.dump(key) for key in db.keys("rq:*")} == before
-    assert shallow["queues"]["webhooks"]["jobs"]["queued"] == 10
-    assert deep["queues"]["webhooks"]["jobs"]["queued"] == 100_010
-    assert deep["queues"]["webhooks"]["jobs"]["finished"] == 100_000
-    assert deep["queues"]["webhooks"]["jobs"]["failed"] == 0
+    assert shallow["webhooks"]["jobs"]["queued"] == 10
+    assert deep["webhooks"]["jobs"]["queued"] == 100_010
+    assert deep["webhooks"]["jobs"]["finished"] == 100_000
+    assert deep["webhooks"]["jobs"]["failed"] == 0
     # The head is still the first real job: its age is known although 100,000 ids follow it.
-    assert deep["queues"]["webhooks"]["oldest_enqueued_at"] == shallow["queues"]["webhooks"]["oldest_enqueued_at"] is not None
+    assert deep["webhooks"]["oldest_job_age_seconds"] >= shallow["webhooks"]["oldest_job_age_seconds"] > 0

@@ -31,6 +31,13 @@ SPAM_TEXT = (
     "and whatsapp me for guaranteed returns"
 )
 CLEAN_TEXT = "Morning walk by the river, the herons are back."
+# Different people write different things: the same text from several new accounts is a wave.
+CLEAN_TEXTS = (CLEAN_TEXT, "Finally fixed that flaky test. It was a timezone, of course.",
+               "Does anyone have a good recipe for lentil soup?", "Reading a book about the history of maps.",
+               "Our community garden needs volunteers this weekend.", "The train was late again, but the view was lovely.",
+               "Rewatched an old favourite film tonight.", "Learning to knit. Progress is slow but steady.",
+               "Photos from the mountain trip are up.", "Swapped my bike tyres for winter ones today.",
+               "Tried a new bakery downtown, the rye bread is excellent.")
 
 
 class Recorder:
@@ -74,6 +81,7 @@ class World:
     redis: redis.Redis
     env: dict[str, str]
     accounts: list[str] = field(default_factory=list)
+    clean_added: int = 0
 
     @property
     def settings(self) -> Settings:
@@ -98,7 +106,8 @@ class World:
         return self.add_account(username, [SPAM_TEXT, "Another crypto giveaway today, whatsapp me"], domain)
 
     def add_clean(self, username: str = "walker", domain: str | None = None) -> str:
-        return self.add_account(username, [CLEAN_TEXT], domain)
+        self.clean_added += 1
+        return self.add_account(username, [CLEAN_TEXTS[(self.clean_added - 1) % len(CLEAN_TEXTS)]], domain)
 
     def filed(self, account_id: str | None = None) -> list[dict]:
         reports = requests.get(f"{self.sim.base_url}/_sim/reports", timeout=10).json()

@@ -26,8 +26,12 @@ def postgres_url():
     admin.dispose()
 
 
+def head() -> list[str]:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
+
+
 def test_one_head():
-    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads() == ["0003_report_path"]
+    assert len(head()) == 1
 
 
 def test_upgrade_and_downgrade_on_postgresql(postgres_url):
@@ -41,7 +45,7 @@ def test_upgrade_and_downgrade_on_postgresql(postgres_url):
         unique = inspector.get_unique_constraints("reports", schema=SCHEMA)
         assert [c["column_names"] for c in unique] == [["dedupe_key", "dry_run"]]
         with engine.connect() as connection:
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0003_report_path"
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == head()[0]
 
         command.downgrade(alembic_config(postgres_url), "0001")
         assert not TABLES & set(inspect(engine).get_table_names(schema=SCHEMA))

@@ -150,13 +150,47 @@ def test_every_severity_of_an_alert_is_tested_firing(alert_rules):
         assert rule["labels"]["severity"] in fired[rule["alert"]], f"{rule['alert']} never fires as {rule['labels']['severity']}"
 
 
-def test_stats_dead_mans_switch_outlives_the_snapshot():
-    """Queue gauges expire 4 x QUEUE_STATS_INTERVAL after the last success; stale must mean 'missed several runs'."""
-    from modwatch.settings import Settings
+def test_every_alert_names_its_component(alert_rules):
+    components = {"api", "worker", "scheduler", "redis", "stats", "mastodon"}
+    for rule in alert_rules:
+        assert rule["labels"].get("component") in components, rule["alert"]
 
+
+def _seconds(value) -> float:
+    return load_build()._seconds(value) if isinstance(value, str) else float(value)
+
+
+def test_inhibiting_alerts_fire_before_what_they_mute():
+    """Alertmanager inhibits only while the source fires: a target that fired first would page too."""
     config = yaml.safe_load((REPO / "alerts" / "config.yaml").read_text())
-    snapshot_ttl = 4 * Settings.model_fields["queue_stats_interval"].default
-    assert config["queue_stats_stale_seconds"] > snapshot_ttl
+
+    def time_to_fire(threshold: str | None, for_key: str) -> float:
+        return (_seconds(config[threshold]) if threshold else 0.0) + _seconds(config[for_key])
+
+    scheduler_down = time_to_fire("scheduler_heartbeat_stale_seconds", "scheduler_down_for")
+    no_workers = time_to_fire(None, "no_workers_for")
+    redis_down = time_to_fire(None, "redis_down_for")
+    stats_stale = time_to_fire("queue_stats_stale_seconds", "queue_stats_stale_for")
+    target_down = time_to_fire(None, "target_down_for")
+    # Stale statistics start counting one interval (15 s) before the cause at worst.
+    assert scheduler_down + 15 < stats_stale and no_workers + 15 < stats_stale
+    assert scheduler_down < target_down and no_workers < target_down
+    assert redis_down < min(scheduler_down, stats_stale, target_down, time_to_fire(None, "queue_stats_absent_for"))
+    assert no_workers < time_to_fire("queue_stalled_oldest_age_seconds", "queue_stalled_for")
+
+
+def test_alertmanager_config_routes_and_inhibits_by_component():
+    config = yaml.safe_load((REPO / "observability" / "alertmanager" / "alertmanager.yml").read_text())
+    assert "component" in config["route"]["group_by"]
+    alerts = {rule["alert"] for group in yaml.safe_load(RULES_FILE.read_text())["groups"]
+              for rule in group["rules"] if "alert" in rule}
+    for rule in config["inhibit_rules"]:
+        for matcher in rule["source_matchers"] + rule["target_matchers"]:
+            names = re.fullmatch(r'alertname(=~|=)"([^"]+)"', matcher)
+            if names and names.group(1) == "=":
+                assert names.group(2) in alerts, matcher
+            elif names:
+                assert any(re.fullmatch(names.group(2), alert) for alert in alerts), matcher
 
 
 def test_slo_threshold_is_a_histogram_bucket():

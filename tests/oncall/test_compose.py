@@ -110,7 +110,9 @@ def test_simulator_is_demo_only_and_the_app_builds_from_the_dockerfile():
     assert SERVICES["simulator"]["profiles"] == ["demo"]
     for name in MODWATCH_SERVICES:
         assert SERVICES[name]["build"] == "."
-    assert (REPO / "Dockerfile").read_text().startswith("# ") and "FROM python:3.11-slim" in (REPO / "Dockerfile").read_text()
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert dockerfile.startswith("# ") and "FROM python:3.11-slim" in dockerfile
+    assert "pip install --constraint requirements.lock ." in dockerfile  # the versions CI tested
 
 
 def test_prometheus_keeps_exemplars_and_discovers_workers():

@@ -75,12 +75,17 @@ def test_real_recorded_account_and_statuses_are_clean_under_the_default_rules(ca
     statuses = [status for page in statuses for status in page]
     account = statuses[0]["account"]
     ruleset = load_rules(DEFAULT_RULES_FILE)
+    # The recorded test account is hours old, has no followers and posted 23 times: its age is the
+    # one thing it may be scored for; nothing it posted matches, and it stays below the threshold.
+    young = {"new-account", "new-account-burst"}
     analysis = ruleset.evaluate(account, statuses, now=NOW)
-    assert len(statuses) == 15 and analysis.score == 0 and analysis.hits == []
+    assert len(statuses) == 15 and set(analysis.rule_names) <= young
+    assert analysis.score < ruleset.report_threshold
     single = [body for uri, body in cassette_bodies("test_status.yaml") if uri.endswith("/statuses/117020583223442465")][0]
-    assert ruleset.evaluate(single["account"], [single], now=NOW).score == 0
+    scored = ruleset.evaluate(single["account"], [single], now=NOW)
+    assert set(scored.rule_names) <= young and scored.score < ruleset.report_threshold
     verified = [body for uri, body in cassette_bodies("test_account.yaml") if uri.endswith("verify_credentials")][0]
-    assert ruleset.evaluate(verified, [], now=NOW).score == 0
+    assert ruleset.evaluate(verified, [], now=NOW).score < ruleset.report_threshold
     example = docs_example("Status.example.json")
     assert ruleset.evaluate(docs_example("Account.example.json"), [example], now=NOW).score == 0
 
@@ -100,7 +105,8 @@ def test_real_status_with_spam_injected_scores(ruleset, cassette_bodies):
 def test_ruleset_as_dict(write_rules):
     path = write_rules("version: 1\nreport_threshold: 4.5\nrules: []\n")
     ruleset = load_rules(path)
-    assert ruleset.as_dict() == {"source": str(path), "hash": ruleset.hash, "report_threshold": 4.5, "rules": []}
+    assert ruleset.as_dict() == {"source": str(path), "hash": ruleset.hash, "report_threshold": 4.5, "allowed_domains": 0,
+                                 "rules": []}
 
 
 RULE = "version: 1\nrules:\n  - name: {name}\n    detector: keyword\n    keywords: [{word}]\n    weight: 1\n    category: spam\n"

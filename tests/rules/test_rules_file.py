@@ -29,7 +29,7 @@ def test_default_rules_file_loads_with_every_detector():
     assert ruleset.report_threshold == 10
     assert {rule.detector for rule in ruleset.rules} == {
         "keyword", "regex", "posting_rate", "duplicate_content", "link_domain",
-        "new_account_burst", "media_alt_text", "media_mime",
+        "new_account_burst", "media_alt_text", "media_mime", "new_account", "profile", "mentions", "wave",
     }
     assert len(ruleset.hash) == 64
 
@@ -47,8 +47,8 @@ def test_valid_file_applies_defaults_and_serialises(write_rules):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("    weight: 0\n", "rules.yaml: rule 'crypto-scam' (#2): field 'weight': must be a number > 0"),
-        ("    weight: lots\n", "rules.yaml: rule 'crypto-scam' (#2): field 'weight': must be a number > 0"),
+        ("    weight: 0\n", "rules.yaml: rule 'crypto-scam' (#2): field 'weight': must be a number other than 0 (negative: evidence against spam)"),
+        ("    weight: lots\n", "rules.yaml: rule 'crypto-scam' (#2): field 'weight': must be a number other than 0 (negative: evidence against spam)"),
         ("    category: scam\n", "rules.yaml: rule 'crypto-scam' (#2): field 'category': must be one of spam, legal, violation, other"),
         ("    detector: telepathy\n", "rules.yaml: rule 'crypto-scam' (#2): field 'detector': 'telepathy' is not one of"),
         ("    keywords: []\n", "rules.yaml: rule 'crypto-scam' (#2): field 'keywords': must be a non-empty list"),

@@ -179,3 +179,12 @@ def test_added_accounts_and_statuses_are_listed_first(sim):
     assert get(sim, f"/api/v1/accounts/{added['id']}/statuses").json()[0]["id"] == post["id"]
     assert httpx.delete(sim.base_url + f"/_sim/accounts/{added['id']}").status_code == 200
     assert get(sim, f"/api/v1/accounts/{added['id']}").status_code == 404
+
+
+def test_admin_token_comes_from_the_environment_even_when_it_starts_with_a_dash(monkeypatch):
+    # `modwatch run` generates the token with secrets.token_urlsafe, which may begin with "-": as an argument
+    # argparse took it for an option and the simulator died at start-up.
+    from modwatch.cli import build_parser
+
+    monkeypatch.setenv("SIMULATOR_ADMIN_TOKEN", "-starts-with-a-dash")
+    assert build_parser().parse_args(["simulate"]).admin_token == "-starts-with-a-dash"

@@ -9,6 +9,8 @@ from starlette.middleware.errors import ServerErrorMiddleware
 
 from modwatch import __version__
 from modwatch.api import health, moderation, webhooks
+from modwatch.api.docs import install_docs
+from modwatch.api.intake import IntakeMiddleware
 from modwatch.jobs import api as jobs_api
 from modwatch.settings import Settings, get_settings
 from modwatch.telemetry.http_metrics import HttpMetricsMiddleware
@@ -21,7 +23,8 @@ class ModwatchAPI(FastAPI):
         # Around Starlette's error middleware, so its 500s are measured too and carry a request id.
         # Starlette's stack starts with ServerErrorMiddleware, and so must ours: the tracing
         # instrumentation wraps the app inside it, which puts metrics and request ids in the span.
-        stack = super().build_middleware_stack()
+        # The intake reads the body before anything takes a thread, inside the request id and metrics.
+        stack = IntakeMiddleware(super().build_middleware_stack(), self.state.settings)
         return ServerErrorMiddleware(HttpMetricsMiddleware(RequestContextMiddleware(stack)))
 
 
@@ -33,6 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Spans come from the OpenTelemetry instrumentation (`instrument_app`); FastAPI's own
         # telemetry stands aside when it sees it, but would still wrap every request to find out.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN: `install_docs` serves our own copy
+        redoc_url=None,
     )
     app.state.settings = settings or get_settings()
     # Routes are matched in order, by the router and again by the tracing instrumentation to name
@@ -41,5 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(jobs_api.router)
     app.include_router(moderation.router)
+    install_docs(app)
     instrument_app(app)
     return app

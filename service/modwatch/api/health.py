@@ -10,12 +10,14 @@ from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
 
 from modwatch.connection import get_redis
+from modwatch.jobs.queues import PRIORITY
+from modwatch.jobs.scheduler import HEARTBEAT_KEY
 from modwatch.storage.db import ping_database
 from modwatch.telemetry import queue_stats
 
 router = APIRouter(tags=["health"])
-# Queue statistics are served by the API only: one scrape target for them, whatever the workers.
-queue_stats.register_collector()
+# Queue health is read by the API at scrape time: one scrape target for it, true whatever the workers do.
+queue_stats.register_collector(PRIORITY, HEARTBEAT_KEY)
 
 
 @router.get("/livez")

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 
 from modwatch.api.deps import MAX_OFFSET, require_api_key, settings_dependency
+from modwatch.api.strictjson import StrictJSONRoute
 from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import enqueue
 from modwatch.moderation import analysis, reports, runtime
@@ -20,7 +21,9 @@ from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import OPEN_STATES, AccountAnalysis, AuditEntry, DomainViolation, Report, aware
 
-router = APIRouter(prefix="/moderation", tags=["moderation"], dependencies=[Depends(require_api_key)])
+router = APIRouter(
+    prefix="/moderation", tags=["moderation"], dependencies=[Depends(require_api_key)], route_class=StrictJSONRoute
+)
 
 ReportState = Literal["pending", "filed", "resolved", "held", "superseded", "failed", "dry_run"]
 MAX_STATUSES = 200

@@ -1,8 +1,9 @@
 """`POST /webhooks/mastodon_events`: Mastodon's signed webhook deliveries.
 
-Order of checks: configured secret (503), size (413), signature over the raw body (401), JSON and
-envelope (400), then dedupe + enqueue (202, or 503 with Retry-After when Redis is down, so
-Mastodon redelivers and nothing is lost).
+The intake middleware has read the body under a deadline and a size limit (408, 413) and holds
+a delivery slot (503 with Retry-After when none frees up). Then: configured secret (503), content
+type (415), signature over the raw body (401), JSON and envelope (400), then dedupe + enqueue
+(202, or 503 with Retry-After when Redis is down, so Mastodon redelivers and nothing is lost).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
+import re
 from typing import Any
 
 import redis
@@ -19,7 +20,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from modwatch.api.body import BodyTooLarge, read_body
+from modwatch.api import strictjson
+from modwatch.api.body import buffered_body
 from modwatch.api.deps import settings_dependency
 from modwatch.jobs.enqueue import WEBHOOK_JOBS, enqueue_webhook
 from modwatch.telemetry.metrics import WEBHOOK_DELIVERIES
@@ -28,8 +30,11 @@ from modwatch.telemetry.trace_ids import current_trace_id
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
 
+PATH = "/webhooks/mastodon_events"
 SIGNATURE_HEADER = "X-Hub-Signature"
 RETRY_AFTER_SECONDS = "30"
+# Mastodon ids are snowflakes: a 64-bit integer written in decimal, as a string.
+MASTODON_ID = re.compile(r"[0-9]{1,20}")
 # Events Mastodon can deliver; anything else is counted as `unknown` to keep labels bounded.
 KNOWN_EVENTS = {
     "account.approved", "account.created", "account.updated", "report.created", "report.updated",
@@ -78,11 +83,9 @@ def signature_is_valid(secret: bytes, body: bytes, header: str | None) -> bool:
 def parse_envelope(body: bytes) -> tuple[Envelope | None, str]:
     """The envelope, or None and the reason it is malformed."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+        data = strictjson.loads(body)
+    except ValueError as exc:
         return None, f"body is not valid JSON: {exc}"
-    except RecursionError:
-        return None, "body is nested too deeply"
     if not isinstance(data, dict):
         return None, "body must be a JSON object {event, created_at, object}"
     if not isinstance(data.get("event"), str) or not data["event"]:
@@ -91,13 +94,14 @@ def parse_envelope(body: bytes) -> tuple[Envelope | None, str]:
     if not isinstance(obj, dict):
         return None, "field 'object' must be a JSON object"
     object_id = obj.get("id")
-    if not isinstance(object_id, (str, int)) or not str(object_id).isdigit():
-        return None, "field 'object.id' must be a Mastodon id (digits)"
+    # ASCII only: str.isdigit() also takes "١٢" and "²", which map to the same job id as other ids.
+    if type(object_id) not in (str, int) or not MASTODON_ID.fullmatch(str(object_id)):
+        return None, "field 'object.id' must be a Mastodon id (1 to 20 ASCII digits)"
     return Envelope(event=data["event"], created_at=data.get("created_at"), object=obj), ""
 
 
 @router.post(
-    "/webhooks/mastodon_events",
+    PATH,
     status_code=202,
     response_model=WebhookAccepted,
     openapi_extra={"requestBody": ENVELOPE_SCHEMA},
@@ -119,10 +123,7 @@ def mastodon_events(request: Request) -> Any:
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type != "application/json":
         return _problem(415, "unknown", "malformed", f"content type must be application/json, got {content_type!r}")
-    try:
-        body = read_body(request, settings.webhook_max_body_bytes)
-    except BodyTooLarge:
-        return _problem(413, "unknown", "too_large", f"body exceeds {settings.webhook_max_body_bytes} bytes")
+    body = buffered_body(request)
     secret = settings.webhook_secret.get_secret_value().encode()
     if not signature_is_valid(secret, body, request.headers.get(SIGNATURE_HEADER)):
         return _problem(401, "unknown", "bad_signature", f"missing or invalid {SIGNATURE_HEADER} signature")

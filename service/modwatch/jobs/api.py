@@ -19,6 +19,7 @@ from rq.results import Result
 from rq.worker import Worker
 
 from modwatch.api.deps import MAX_OFFSET, require_api_key, settings_dependency
+from modwatch.api.strictjson import StrictJSONRoute
 from modwatch.connection import get_redis
 from modwatch.jobs import scheduler
 from modwatch.jobs.enqueue import JOB_OPTIONS
@@ -28,7 +29,7 @@ from modwatch.settings import Settings
 from modwatch.telemetry.job_traces import job_trace_ids
 from modwatch.telemetry.trace_ids import current_trace_id
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)])
+router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)], route_class=StrictJSONRoute)
 
 StatusName = Literal["queued", "started", "scheduled", "deferred", "failed", "finished", "canceled"]
 STATUSES: tuple[str, ...] = StatusName.__args__  # type: ignore[attr-defined]
@@ -193,8 +194,10 @@ def requeue_job(job_id: str) -> dict[str, Any]:
     status = job.get_status()
     if status not in (JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED):
         raise HTTPException(409, f"job {job_id!r} is {status}; only failed, stopped or canceled jobs can be requeued")
-    # Through our queue class, so the move is a traced `send` like any other enqueue.
-    _registry(job.origin, status.value).remove(job)
+    # Through our queue class, so the move is a traced `send` like any other enqueue. RQ files a
+    # stopped job in the failed registry (there is no registry of stopped jobs).
+    registry = "canceled" if status == JobStatus.CANCELED else "failed"
+    _registry(job.origin, registry).remove(job)
     get_queue(job.origin).enqueue_job(job)
     return {"id": job.id, "status": job.get_status()}
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import functools
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from rq import Retry
+from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
 from modwatch.jobs import tasks
-from modwatch.jobs.queues import MODERATION, MONITORING, WEBHOOKS, ModwatchQueue, get_queue
+from modwatch.jobs.queues import MODERATION, MONITORING, WEBHOOKS, get_queue
 from modwatch.moderation.followups import FollowUp
 
 DAY = 24 * 3600
-# Mastodon retries a delivery for about two days; remember deliveries a little longer.
-WEBHOOK_SEEN_TTL = 3 * DAY
+# Mastodon retries a delivery 16 times with Sidekiq's backoff, about 2.1 days in all
+# (app/workers/webhooks/delivery_worker.rb: `retry: 16`): a webhook job, whose id is the dedupe
+# key, is kept a little longer than that whatever its outcome.
+WEBHOOK_REDELIVERY_WINDOW = 3 * DAY
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,8 @@ class JobOptions:
 
 # Webhook and analysis jobs are safe to retry: a report is deduplicated by its evidence key.
 _EXPONENTIAL = (10, 30, 90, 270, 810)
-_WEBHOOK = JobOptions(WEBHOOKS, timeout=120, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL)
+_WEBHOOK = JobOptions(WEBHOOKS, timeout=120, result_ttl=WEBHOOK_REDELIVERY_WINDOW, failure_ttl=7 * DAY,
+                      retry_intervals=_EXPONENTIAL)
 # Polls are recurring: the next run resumes from the stored cursor, so a retry would only double up.
 _POLL = JobOptions(MODERATION, timeout=600, result_ttl=3600, failure_ttl=7 * DAY)
 
@@ -61,6 +65,9 @@ JOB_OPTIONS: dict[Callable[..., Any], JobOptions] = {
         MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
     ),
     tasks.record_queue_stats: JobOptions(MONITORING, timeout=30, result_ttl=300, failure_ttl=DAY),
+    tasks.report_streamed_account: JobOptions(
+        MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
+    ),
 }
 
 WEBHOOK_JOBS: dict[str, Callable[..., Any]] = {
@@ -112,67 +119,41 @@ class WebhookEnqueued:
     duplicate: bool
 
 
-# Dedupe and enqueue in one atomic round trip: if the marker is set, answer the first job id;
-# otherwise set it and run the commands RQ queued for the enqueue (ARGV: job id, marker TTL, then
-# each command as its argument count followed by its arguments).
-_ENQUEUE_UNLESS_SEEN = """
-local seen = redis.call('GET', KEYS[1])
-if seen then return seen end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local i = 3
-while i <= #ARGV do
-  local count = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + count))
-  i = i + count + 1
-end
-return false
-"""
-
-@functools.lru_cache(maxsize=8)
-def _enqueue_unless_seen(connection: Any) -> Any:
-    """The script bound to a connection, made once (it hashes its source when made)."""
-    return connection.register_script(_ENQUEUE_UNLESS_SEEN)
-
-
-# RQ stamps each job with the server's version, read with INFO on every new Queue object;
-# a process reads it once.
-_server_version: tuple[int, int, int] | None = None
-
-
-def _redis_server_version(queue: ModwatchQueue) -> tuple[int, int, int]:
-    global _server_version
-    if _server_version is None:
-        _server_version = queue.get_redis_server_version()
-    return _server_version
-
-
 def enqueue_webhook(event: str, object_id: str, payload: dict[str, Any]) -> WebhookEnqueued:
-    """Enqueue a webhook job once per (event, object id), atomically with its dedupe marker.
+    """Enqueue a webhook job once per (event, object id), on RQ's own unique job ids.
 
-    RQ writes the job into a pipeline that is never executed; a Lua script runs those commands
-    only if it sets the marker, so a concurrent or later redelivery sees the first job id and
-    nothing is enqueued twice, and a marker never exists without its job. Redis errors propagate:
-    the caller answers 503 and Mastodon redelivers.
+    The job id is made from the event and object id; with `unique=True` RQ checks and saves it in
+    one script of its own and raises DuplicateJobError while that job exists, so a concurrent or
+    later redelivery finds the first job and nothing is enqueued twice. A webhook job is kept
+    through Mastodon's redelivery window (`WEBHOOK_REDELIVERY_WINDOW`); one deleted by hand
+    (rq-dashboard, `Job.delete`) is gone, and its redelivery is enqueued again. Redis errors
+    propagate: the caller answers 503 and Mastodon redelivers.
     """
-    fn = WEBHOOK_JOBS[event]
-    options = JOB_OPTIONS[fn]
     job_id = webhook_job_id(event, object_id)
-    marker = f"modwatch:webhook:seen:{event}:{object_id}"
-    queue = get_queue(options.queue)
-    queue.redis_server_version = _redis_server_version(queue)
-    job = queue.create_job(
-        fn,
-        args=(payload,),
-        job_id=job_id,
-        timeout=options.timeout,
-        result_ttl=options.result_ttl,
-        failure_ttl=options.failure_ttl,
-        retry=options.retry(),
-    )
-    with queue.connection.pipeline() as pipe:
-        queue.enqueue_job(job, pipeline=pipe)
-        commands = [part for args, _ in pipe.command_stack for part in (len(args), *args)]
-    seen = _enqueue_unless_seen(queue.connection)(keys=[marker], args=[job_id, WEBHOOK_SEEN_TTL, *commands])
-    if seen is not None:
-        return WebhookEnqueued(job=None, job_id=seen.decode(), duplicate=True)
+    try:
+        job = enqueue(WEBHOOK_JOBS[event], payload, job_id=job_id, unique=True)
+    except DuplicateJobError:
+        return WebhookEnqueued(job=None, job_id=job_id, duplicate=True)
     return WebhookEnqueued(job=job, job_id=job_id, duplicate=False)
+
+
+# One report job per account from the stream: while the marker lives, later posts of an account
+# already being reported are decided `already_reported` and start nothing.
+STREAM_REPORTED_KEY = "modwatch:stream:reported:{account_id}"
+STREAM_REPORTED_TTL = DAY
+
+
+def enqueue_stream_report(account: dict[str, Any], statuses: list[dict[str, Any]]) -> str | None:
+    """Start the report job for a streamed account unless one was started already; its job id."""
+    account_id = str(account["id"])
+    job_id = f"stream-report-{account_id}-{uuid.uuid4().hex[:12]}"
+    queue = get_queue(JOB_OPTIONS[tasks.report_streamed_account].queue)
+    if not queue.connection.set(STREAM_REPORTED_KEY.format(account_id=account_id), job_id, nx=True,
+                                ex=STREAM_REPORTED_TTL):
+        return None
+    try:
+        enqueue(tasks.report_streamed_account, account, statuses, job_id=job_id)
+    except BaseException:
+        queue.connection.delete(STREAM_REPORTED_KEY.format(account_id=account_id))
+        raise
+    return job_id

@@ -4,6 +4,13 @@ rq-scheduler's own lock is taken and dropped on every loop, so two schedulers ta
 lock is a lease the leader renews: one scheduler schedules, the others wait to take over when its
 lease lapses. Recurring jobs have fixed ids, so a restart or a second scheduler re-registers the
 same three jobs instead of adding copies.
+
+Recurring jobs cannot silently disappear: the leader checks every registration on every loop and
+repairs what it finds (a lost job hash, a missing schedule entry, an expiry on the hash, a changed
+interval). rq-scheduler cancels a recurring job whose hash expired, and RQ puts an expiry on it
+after a failure (failure_ttl); a result_ttl of -1 keeps it after a success. A run that comes due
+while the previous one still waits or runs is coalesced into it: after a worker outage each
+recurring job runs once, not once per missed interval.
 """
 
 from __future__ import annotations
@@ -15,14 +22,16 @@ from typing import Any, Callable
 
 import redis
 import structlog
-from rq.job import Job
+from rq.job import Job, JobStatus
+from rq.worker import Worker
 from rq_scheduler import Scheduler
 
 from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import JOB_OPTIONS
 from modwatch.jobs.queues import ModwatchQueue
 from modwatch.settings import Settings
-from modwatch.telemetry.rq_tracing import TracingSchedulerMixin
+from modwatch.telemetry.metrics import RECURRING_JOBS, RECURRING_REPAIRS, RECURRING_RUNS_COALESCED
+from modwatch.telemetry.rq_tracing import TracingSchedulerMixin, is_recurring
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +40,8 @@ HEARTBEAT_KEY = "modwatch:scheduler:heartbeat"
 INTERVAL_OVERRIDES_KEY = "modwatch:scheduler:intervals"
 # The loop never sleeps longer than this, whatever the intervals, so a reschedule is seen quickly.
 MAX_LOOP_SECONDS = 5
+# After Redis stopped answering, the scheduler tries again this often (it keeps its process and its lease).
+REDIS_RETRY_SECONDS = 2
 _RENEW_OR_ACQUIRE = """
 local owner = redis.call('get', KEYS[1])
 if owner == ARGV[1] then redis.call('expire', KEYS[1], ARGV[2]) return 1 end
@@ -58,6 +69,7 @@ RECURRING = (
     Recurring("file_pending_reports", tasks.file_pending_reports, "report_filing_interval"),
 )
 RECURRING_NAMES = tuple(spec.name for spec in RECURRING)
+RECURRING_BY_ID = {spec.job_id: spec for spec in RECURRING}
 
 
 def intervals(settings: Settings, connection: redis.Redis) -> dict[str, int]:
@@ -73,10 +85,12 @@ def loop_seconds(settings: Settings, connection: redis.Redis) -> int:
 class LeaderScheduler(TracingSchedulerMixin, Scheduler):
     queue_class = ModwatchQueue
 
-    def __init__(self, settings: Settings, connection: redis.Redis) -> None:
+    def __init__(self, settings: Settings, connection: redis.Redis, owner: str | None = None) -> None:
         super().__init__(connection=connection, interval=loop_seconds(settings, connection), queue_class=ModwatchQueue)
         self.settings = settings
-        self.registered = False
+        # Who holds the lease: the process, so a scheduler rebuilt after a Redis outage keeps it.
+        self.owner = owner or self.name
+        self.leading = False
 
     @property
     def lease_seconds(self) -> int:
@@ -84,14 +98,17 @@ class LeaderScheduler(TracingSchedulerMixin, Scheduler):
 
     def acquire_lock(self) -> bool:
         self._lock_acquired = bool(
-            self.connection.eval(_RENEW_OR_ACQUIRE, 1, LEADER_KEY, self.name, self.lease_seconds)
+            self.connection.eval(_RENEW_OR_ACQUIRE, 1, LEADER_KEY, self.owner, self.lease_seconds)
         )
-        if self._lock_acquired and not self.registered:
-            register_recurring(self, intervals(self.settings, self.connection))
-            self.registered = True
-            log.info("scheduler_leader", scheduler=self.name)
-        elif not self._lock_acquired:
-            self.registered = False
+        if self._lock_acquired:
+            if not self.leading:
+                log.info("scheduler_leader", scheduler=self.owner)
+            self.leading = True
+            ensure_recurring(self, intervals(self.settings, self.connection))
+        elif self.leading:
+            self.leading = False
+            # Only the leader speaks for the registrations.
+            RECURRING_JOBS.clear()
         return self._lock_acquired
 
     def remove_lock(self) -> None:
@@ -101,32 +118,84 @@ class LeaderScheduler(TracingSchedulerMixin, Scheduler):
         super().heartbeat()
         self.connection.set(HEARTBEAT_KEY, time.time())
 
+    def enqueue_job(self, job: Job) -> None:
+        """rq-scheduler's move of a due job, coalescing a recurring run into one still pending."""
+        spec = RECURRING_BY_ID.get(job.id)
+        if spec is not None and is_recurring(job) and previous_run_pending(self.connection, job):
+            self.connection.zadd(self.scheduled_jobs_key, {job.id: time.time() + int(job.meta["interval"])})
+            RECURRING_RUNS_COALESCED.labels(function=spec.name).inc()
+            log.info("recurring_run_coalesced", task=spec.name, status=str(job.get_status(refresh=False)))
+            return
+        super().enqueue_job(job)
+
     def register_death(self) -> None:
-        self.connection.eval(_RELEASE_IF_OWNER, 1, LEADER_KEY, self.name)
+        self.connection.eval(_RELEASE_IF_OWNER, 1, LEADER_KEY, self.owner)
         super().register_death()
 
 
-def register_recurring(scheduler: Scheduler, wanted: dict[str, int]) -> None:
-    """Make the scheduled set hold exactly one job per recurring spec, at its interval."""
-    existing = {job.id: job for job in scheduler.get_jobs()}
-    for spec in RECURRING:
+def previous_run_pending(connection: redis.Redis, job: Job) -> bool:
+    """The job's last run still waits on its queue, or runs on a live worker."""
+    status = job.get_status(refresh=False)
+    if status == JobStatus.QUEUED:
+        # The status alone could outlive the queue entry (a queue emptied by hand); LPOS is O(depth).
+        return connection.lpos(ModwatchQueue.redis_queue_namespace_prefix + job.origin, job.id) is not None
+    if status == JobStatus.STARTED and job.worker_name:
+        return bool(connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name))
+    return False
+
+
+REPAIR_REASONS = ("missing", "changed", "unscheduled", "expiring")
+
+
+def ensure_recurring(scheduler: Scheduler, wanted: dict[str, int]) -> None:
+    """Make the scheduled set hold exactly one job per recurring spec, at its interval: checked in
+    two round trips, repaired where needed (every leader loop)."""
+    with scheduler.connection.pipeline(transaction=False) as pipe:
+        for spec in RECURRING:
+            pipe.zscore(scheduler.scheduled_jobs_key, spec.job_id)
+            # An expiry on a recurring job's hash would end it: remove it wherever it came from.
+            pipe.persist(Job.key_for(spec.job_id))
+        replies = pipe.execute()
+    jobs = Job.fetch_many([spec.job_id for spec in RECURRING], connection=scheduler.connection)
+    for index, (spec, job) in enumerate(zip(RECURRING, jobs)):
+        score, had_expiry = replies[2 * index], replies[2 * index + 1]
         interval = wanted[spec.name]
-        job = existing.get(spec.job_id)
-        if job is not None and job.meta.get("interval") == interval and job.func_name == _dotted(spec.function):
-            continue
-        if job is not None:
-            scheduler.cancel(job)
-        options = JOB_OPTIONS[spec.function]
-        scheduler.schedule(
-            scheduled_time=datetime.now(timezone.utc),
-            func=spec.function,
-            interval=interval,
-            id=spec.job_id,
-            queue_name=options.queue,
-            timeout=options.timeout,
-            result_ttl=options.result_ttl,
-        )
-        log.info("recurring_job_registered", task=spec.name, interval=interval)
+        if job is None or job.meta.get("interval") != interval or job.func_name != _dotted(spec.function):
+            reason = "missing" if job is None else "changed"
+            if job is not None:
+                scheduler.cancel(job)
+            register(scheduler, spec, interval)
+        elif score is None:
+            # The hash is there, the schedule entry is not: due now (coalesced if a run is pending).
+            reason = "unscheduled"
+            scheduler.connection.zadd(scheduler.scheduled_jobs_key, {spec.job_id: time.time()}, nx=True)
+        elif had_expiry:
+            reason = "expiring"
+        else:
+            reason = None
+        if reason is not None:
+            RECURRING_REPAIRS.labels(function=spec.name, reason=reason).inc()
+            log.warning("recurring_job_repaired", task=spec.name, reason=reason, interval=interval)
+        RECURRING_JOBS.labels(function=spec.name).set(1)
+
+
+def register(scheduler: Scheduler, spec: Recurring, interval: int) -> Job:
+    options = JOB_OPTIONS[spec.function]
+    job = scheduler.schedule(
+        scheduled_time=datetime.now(timezone.utc),
+        func=spec.function,
+        interval=interval,
+        id=spec.job_id,
+        queue_name=options.queue,
+        timeout=options.timeout,
+        # Never an expiry after a success: rq-scheduler cancels a recurring job whose hash expired.
+        result_ttl=-1,
+    )
+    # rq-scheduler takes no failure_ttl; RQ's default keeps a failed run for a year.
+    job.failure_ttl = options.failure_ttl
+    job.save()
+    log.info("recurring_job_registered", task=spec.name, interval=interval)
+    return job
 
 
 def _dotted(function: Callable[..., Any]) -> str:
@@ -172,4 +241,22 @@ def heartbeat_age(connection: redis.Redis) -> float | None:
 
 
 def run_scheduler(settings: Settings, connection: redis.Redis, burst: bool = False) -> None:
-    LeaderScheduler(settings, connection).run(burst=burst)
+    """Run the leader loop; when Redis stops answering, wait for it in the same process.
+
+    rq-scheduler's loop ends on any Redis error; a scheduler that exits with Redis would page as a
+    second incident (and restart into a crash loop) while the one cause is Redis.
+    """
+    for spec in RECURRING:  # counters start at 0, so the first increase is seen
+        RECURRING_RUNS_COALESCED.labels(function=spec.name)
+        for reason in REPAIR_REASONS:
+            RECURRING_REPAIRS.labels(function=spec.name, reason=reason)
+    owner = None
+    while True:
+        scheduler = LeaderScheduler(settings, connection, owner=owner)
+        owner = scheduler.owner
+        try:
+            scheduler.run(burst=burst)
+            return
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("scheduler_redis_unavailable", error=str(exc), retry_seconds=REDIS_RETRY_SECONDS)
+            time.sleep(REDIS_RETRY_SECONDS)

@@ -7,8 +7,9 @@ enqueues: the follow-ups a flow returns are enqueued here (`_dispatch`).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Callable
+
+from redis.exceptions import LockNotOwnedError
 
 from modwatch.connection import get_redis
 from modwatch.moderation import flows
@@ -17,19 +18,19 @@ from modwatch.moderation.followups import FollowUp, detach
 # A poll holds this lock while it runs, so a slow poll is never started a second time by the
 # next scheduler tick. The TTL matches the poll job timeout: a killed poll frees it by itself.
 POLL_LOCK_TTL = 600
-_RELEASE_IF_OWNER = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 def _run_exclusively(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    connection = get_redis()
-    key = f"modwatch:poll:running:{name}"
-    token = uuid.uuid4().hex
-    if not connection.set(key, token, nx=True, ex=POLL_LOCK_TTL):
+    lock = get_redis().lock(f"modwatch:poll:running:{name}", timeout=POLL_LOCK_TTL)
+    if not lock.acquire(blocking=False):
         return {"outcome": "skipped", "reason": f"{name} is already running"}
     try:
         return work()
     finally:
-        connection.eval(_RELEASE_IF_OWNER, 1, key, token)
+        try:
+            lock.release()
+        except LockNotOwnedError:  # held past its TTL: another poll may own it now, and keeps it
+            pass
 
 
 def _submit(follow_ups: list[FollowUp]) -> int:
@@ -84,8 +85,17 @@ def analyze_and_maybe_report(account_id: str, source: str = "manual") -> dict[st
     return _dispatch(flows.analyze_and_maybe_report(account_id, source=source))
 
 
+def report_streamed_account(account: dict[str, Any], statuses: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stream: file the report on an account the stream's analysis put over the threshold.
+
+    The account and its posts come from the stream: nothing is fetched again.
+    """
+    return _dispatch(flows.analyse_payload(account, statuses, source="stream"))
+
+
 def record_queue_stats() -> dict[str, Any]:
-    """Recurring on the monitoring queue: snapshot queue, worker and scheduler state for /metrics."""
+    """Recurring on the monitoring queue: proves scheduler -> queue -> worker works and stores when it did."""
+    from modwatch.jobs.queues import PRIORITY
     from modwatch.telemetry import queue_stats
 
-    return queue_stats.record()
+    return queue_stats.record(PRIORITY)

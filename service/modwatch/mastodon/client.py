@@ -35,6 +35,8 @@ NETWORK_RETRY_SECONDS = 5.0
 SERVER_ERROR_RETRY_SECONDS = 30.0
 UNKNOWN_RESET_SECONDS = 60.0  # a 429 without a usable X-RateLimit-Reset
 ORIGINS = ("local", "remote")
+# Stream name (as Mastodon's streaming server names its channels) -> Mastodon.py's arguments.
+_STREAM_SCOPES = {"public": {}, "public:local": {"local": True}, "public:remote": {"remote": True}}
 # Mastodon's report categories (app/models/report.rb); Mastodon.py 2.3 accepts all but `legal` (4.2+).
 REPORT_CATEGORIES = ("other", "spam", "legal", "violation")
 MASTODON_PY_CATEGORIES = ("spam", "violation", "other")
@@ -133,6 +135,18 @@ class MastodonClient:
     def instance(self) -> dict:
         return self._call(self._api.instance_v2).json()
 
+    def public_timeline(self, stream: str, min_id: str | None = None, limit: int = 40) -> Page:
+        """A page of the timeline behind a public stream (`public`, `public:local`, `public:remote`)."""
+        response = self._call(self._api.timeline_public, min_id=min_id, limit=limit, **_STREAM_SCOPES[stream])
+        return Page(response.json(), *link_cursors(response.headers.get("Link", "")))
+
+    def stream(self, stream: str, listener: mastodon.StreamListener, read_timeout: float) -> None:
+        """Consume a public stream until it ends or fails (Mastodon.py finds the streaming server).
+
+        Returns when the server ends the stream; raises on a failed connection or a read timeout.
+        """
+        self._api.stream_public(listener, timeout=read_timeout, **_STREAM_SCOPES[stream])
+
     @property
     def ratelimit(self) -> RateLimit:
         """The X-RateLimit-* headers of the last answer."""
@@ -141,7 +155,8 @@ class MastodonClient:
     def take_answers(self) -> list[RateLimit]:
         """The rate-limit headers of every answer since the last take, oldest first (one wrapper call may
         send several requests: the version check, pages of a search)."""
-        calls, self._session.calls = self._session.calls, []
+        calls = list(self._session.calls)
+        self._session.calls.clear()
         return [rate_limit_of(call) for call in calls if call.response is not None]
 
     def _call(self, function, *args, **kwargs) -> requests.Response:

@@ -7,22 +7,26 @@ an account has posted since and the API can show why an account was (or was not)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from modwatch.mastodon.client import MastodonClient
+from modwatch.connection import get_redis
+from modwatch.moderation import waves
+from modwatch.moderation.detectors import age_days, gather
 from modwatch.moderation.engine import Analysis, RuleSet, RulesCache
 from modwatch.moderation.runtime import Runtime, report_threshold
 from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import AccountAnalysis, AuditEntry
-from modwatch.telemetry.metrics import ACCOUNTS_SCANNED, RULE_HITS
+from modwatch.telemetry.metrics import ACCOUNTS_SCANNED, RULE_HITS, WAVES_ACTIVE
 
 # How many recent statuses an analysis reads: Mastodon's page maximum, one request.
 RECENT_STATUSES = 40
-SOURCES = ("poll_remote", "poll_local", "webhook", "evaluate", "manual")
+SOURCES = ("poll_remote", "poll_local", "webhook", "stream", "evaluate", "manual")
 
 _caches: dict[Path, RulesCache] = {}
 
@@ -68,17 +72,46 @@ class Scored:
     analysis: Analysis
     threshold: float
     rules_hash: str
+    # Accounts in a wave this analysis completed: scored before the wave existed, worth another look.
+    wave_members: tuple[str, ...] = ()
 
     @property
     def reportable(self) -> bool:
         return bool(self.analysis.hits) and self.analysis.score >= self.threshold
 
 
-def score(account: dict[str, Any], statuses: list[dict[str, Any]], settings: Settings, runtime: Runtime) -> Scored:
-    rules = current_rules(settings)
+def score(account: dict[str, Any], statuses: list[dict[str, Any]], settings: Settings, runtime: Runtime,
+          index: waves.WaveIndex | None = None, record: bool = True, now: datetime | None = None,
+          rules: RuleSet | None = None) -> Scored:
+    """Score an account and its posts; with `wave` rules, its posts are looked up across accounts in
+    `index` (the shared Redis index by default) and, when `record`, added to it."""
+    rules = rules or current_rules(settings)
     account = public_account(account)
-    analysis = rules.evaluate(account, statuses)
-    return Scored(account, analysis, report_threshold(runtime, rules.report_threshold, settings), rules.hash)
+    now = now or datetime.now(timezone.utc)
+    material = gather(account, statuses)
+    observed = observe_waves(rules, account, material, now, index, record)
+    analysis = rules.evaluate(account, statuses, now=now, waves=observed.matches, material=material)
+    threshold = report_threshold(runtime, rules.report_threshold, settings) if runtime is not None else (
+        rules.report_threshold or settings.report_threshold)
+    return Scored(account, analysis, threshold, rules.hash, observed.earlier_members)
+
+
+def observe_waves(rules: RuleSet, account: dict[str, Any], material, now: datetime, index: waves.WaveIndex | None,
+                  record: bool) -> waves.Observed:
+    """The waves this account's posts belong to, under the first enabled `wave` rule's parameters."""
+    wave_rules = rules.wave_rules
+    if not wave_rules or not material.posts or not str(account.get("id", "")).isdigit():
+        return waves.Observed((), (), ())
+    params = wave_rules[0].params
+    age = age_days(material, now)
+    young = age is not None and age <= params["max_account_age_days"]
+    live = index is None
+    index = index or waves.RedisWaves(get_redis())
+    observed = waves.observe(index, str(account["id"]), material, now, params["min_accounts"], params["window_seconds"],
+                             params["kinds"], rules.allowed_domains, record=record and young)
+    if live and record and young:
+        WAVES_ACTIVE.set(waves.mark_active(get_redis(), observed.active_keys, now.timestamp(), params["window_seconds"]))
+    return observed
 
 
 def record(scored: Scored, source: str) -> None:

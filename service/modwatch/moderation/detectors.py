@@ -10,7 +10,7 @@ from __future__ import annotations
 import mimetypes
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterator, NamedTuple
@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import regex
 
+from modwatch.moderation.domains import covered
 from modwatch.moderation.rules import Rule, compile_pattern
 from modwatch.moderation.text import domain_of, parse_html, plain
 
@@ -50,6 +51,18 @@ class Post(NamedTuple):
     text: str
     links: tuple[str, ...]
     media: tuple[dict[str, Any], ...]
+    # acct of each mentioned account, and the account replied to (a mention of it is a conversation)
+    mentions: tuple[str, ...] = ()
+    reply_to_account: str | None = None
+
+
+class WaveMatch(NamedTuple):
+    """Other young accounts that posted something sharing this post's fingerprint (from `waves`)."""
+
+    kind: str
+    status_id: str | None
+    accounts: int
+    sample: str
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,10 @@ class Material:
     texts: dict[str, list[Snippet]]
     links: dict[str, list[Snippet]]
     posts: list[Post]
+    followers_count: int | None = None
+    following_count: int | None = None
+    profile: dict[str, Any] = field(default_factory=dict)
+    waves: tuple[WaveMatch, ...] = ()
 
 
 def timestamp(value: Any) -> datetime | None:
@@ -77,8 +94,11 @@ def _items(value: Any) -> list[dict[str, Any]]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
-def gather(account: dict[str, Any], statuses: list[dict[str, Any]]) -> Material:
-    """Strip every HTML field once; missing or mistyped fields become empty, never an error."""
+def gather(account: dict[str, Any], statuses: list[dict[str, Any]], allowed_domains: frozenset[str] = frozenset()) -> Material:
+    """Strip every HTML field once; missing or mistyped fields become empty, never an error.
+
+    Links to `allowed_domains` (and their subdomains) are left out of what link rules read.
+    """
     note = parse_html(account.get("note"))
     texts: dict[str, list[Snippet]] = defaultdict(list)
     links: dict[str, list[Snippet]] = defaultdict(list)
@@ -101,20 +121,47 @@ def gather(account: dict[str, Any], statuses: list[dict[str, Any]]) -> Material:
         card_url = card.get("url") if isinstance(card, dict) and isinstance(card.get("url"), str) else None
         status_links = tuple(dict.fromkeys([*content.links, *([card_url] if card_url else [])]))
         media = tuple(_items(status.get("media_attachments")))
-        posts.append(Post(status_id, timestamp(status.get("created_at")), content.text, status_links, media))
+        mentioned = _items(status.get("mentions"))
+        posts.append(Post(status_id, timestamp(status.get("created_at")), content.text, status_links, media,
+                          tuple(str(item.get("acct") or "") for item in mentioned),
+                          _text_or_none(status.get("in_reply_to_account_id"))))
         texts["status_text"].append(Snippet(content.text, status_id))
         texts["spoiler_text"].append(Snippet(plain(status.get("spoiler_text")), status_id))
         texts["media_description"].extend(Snippet(plain(item.get("description")), status_id) for item in media)
         links["status_text"].extend(Snippet(link, status_id) for link in status_links)
+        links["mentions"].extend(Snippet(f"https://{host}/", status_id) for acct in posts[-1].mentions
+                                 if (host := acct.partition("@")[2]))
 
-    count = account.get("statuses_count")
+    home = str(account.get("acct") or "").partition("@")[2]
+    if home:
+        links["account"].append(Snippet(f"https://{home}/", None))
+    if allowed_domains:
+        links = {name: [snippet for snippet in snippets if not covered(domain_of(snippet.text) or "", allowed_domains)]
+                 for name, snippets in links.items()}
     return Material(
         created_at=timestamp(account.get("created_at")),
-        statuses_count=count if isinstance(count, int) and not isinstance(count, bool) else None,
+        statuses_count=_count(account.get("statuses_count")),
         texts={name: [snippet for snippet in snippets if snippet.text] for name, snippets in texts.items()},
         links=dict(links),
         posts=posts,
+        followers_count=_count(account.get("followers_count")),
+        following_count=_count(account.get("following_count")),
+        profile={
+            "username": plain(account.get("username")),
+            "display_name": plain(account.get("display_name")),
+            "avatar": account.get("avatar") if isinstance(account.get("avatar"), str) else "",
+            "note": note.text,
+            "fields": len(_items(account.get("fields"))),
+        },
     )
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 def _clip(text: str) -> str:
@@ -359,6 +406,114 @@ def media_mime(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     return evidence
 
 
+# -- account and behaviour signals --
+
+
+def age_days(material: Material, now: datetime) -> float | None:
+    if material.created_at is None:
+        return None
+    return max(now - material.created_at, timedelta(0)) / timedelta(days=1)
+
+
+def within(limits: dict[str, float], material: Material, now: datetime) -> bool:
+    """Whether the account is inside every limit of a rule's `applies_to` (unknown values are not)."""
+    for key, limit in limits.items():
+        if key == "max_account_age_days":
+            value: float | None = age_days(material, now)
+        elif key == "max_followers":
+            value = material.followers_count
+        else:
+            value = max(material.statuses_count or 0, len(material.posts))
+        if value is None or value > limit:
+            return False
+    return True
+
+
+def new_account(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
+    """An account younger than `max_account_age_days` (with at most `max_followers` followers)."""
+    age = age_days(material, now)
+    if age is None or age > rule.params["max_account_age_days"]:
+        return []
+    followers = material.followers_count
+    limit = rule.params.get("max_followers")
+    if limit is not None and (followers is None or followers > limit):
+        return []
+    return [Evidence(rule, "created_at", f"account {age * 24:.1f} hours old, {followers if followers is not None else '?'} followers", None)]
+
+
+_MISSING_AVATAR = "/avatars/original/missing.png"
+_VOWELS = set("aeiouy")
+_MENTION_TEXT = re.compile(r"(?<![\w/])@[\w.-]+(?:@[\w.-]+)?")
+
+
+def random_looking(name: str) -> bool:
+    """A handle like `xk3j9qzw` or `maria847261`: long digit runs, or letters with too few vowels to say."""
+    name = name.lower().strip("_.")
+    digits = sum(char.isdigit() for char in name)
+    letters = [char for char in name if char.isascii() and char.isalpha()]
+    switches = sum(a.isdigit() != b.isdigit() for a, b in zip(name, name[1:]) if a.isalnum() and b.isalnum())
+    if digits >= 4 or switches >= 3:  # a long number, or letters and digits shuffled (`k3j9`)
+        return True
+    if len(letters) >= 6:
+        vowels = sum(char in _VOWELS for char in letters)
+        if vowels * 5 < len(letters):
+            return True
+        # five consonants in a row do not occur in names in any common latin-script language
+        run = longest = 0
+        for char in letters:
+            run = 0 if char in _VOWELS else run + 1
+            longest = max(longest, run)
+        return longest >= 5
+    return False
+
+
+def profile(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
+    """At least `min_signals` of: default avatar, empty bio, no display name, a random-looking username, no profile fields."""
+    info = material.profile
+    found = {
+        "default_avatar": not info.get("avatar") or info["avatar"].endswith(_MISSING_AVATAR),
+        "empty_note": not info.get("note"),
+        "no_display_name": not info.get("display_name") or info["display_name"].casefold() == str(info.get("username", "")).casefold(),
+        "random_username": random_looking(str(info.get("username", ""))),
+        "no_fields": not info.get("fields"),
+    }
+    signals = [name for name in rule.params["signals"] if found[name]]
+    if len(signals) < rule.params["min_signals"]:
+        return []
+    return [Evidence(rule, "profile", ", ".join(signals), None)]
+
+
+def mentions(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
+    """Posts (at least `min_posts`) each mentioning at least `min_mentions` accounts.
+
+    With `unrelated_only`, replies do not count: Mastodon puts the thread's participants in a
+    reply's mentions, so they are a conversation. Mentions in a post that starts no conversation
+    are people the author picked, which mention spam does at random. With `max_text_chars`, only
+    posts saying at most that much besides the mentions count ("hi @someone").
+    """
+    evidence = []
+    limit = rule.params.get("max_text_chars")
+    for post in material.posts:
+        if rule.params["unrelated_only"] and post.reply_to_account:
+            continue
+        if limit is not None and len(_MENTION_TEXT.sub("", post.text).strip()) > limit:
+            continue
+        if len(post.mentions) >= rule.params["min_mentions"]:
+            evidence.append(Evidence(rule, "mentions", f"{len(post.mentions)} mentions: {', '.join(post.mentions[:5])}", post.id))
+    return evidence if len(evidence) >= rule.params["min_posts"] else []
+
+
+def wave(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
+    """Posts sharing a fingerprint with posts of at least `min_accounts` - 1 other young accounts (see `waves`)."""
+    if (age_days(material, now) or 0) > rule.params["max_account_age_days"]:
+        return []
+    return [
+        Evidence(rule, f"wave:{match.kind}", _clip(f"{match.accounts} accounts: {match.sample}"), match.status_id)
+        for match in material.waves
+        if match.kind in rule.params["kinds"] and match.accounts >= rule.params["min_accounts"]
+    ]
+
+
 Detector = Callable[[Rule, Material, datetime], list[Evidence]]
 ACCOUNT_DETECTORS: dict[str, Detector] = {
     "posting_rate": posting_rate,
@@ -367,5 +522,9 @@ ACCOUNT_DETECTORS: dict[str, Detector] = {
     "new_account_burst": new_account_burst,
     "media_alt_text": media_alt_text,
     "media_mime": media_mime,
+    "new_account": new_account,
+    "profile": profile,
+    "mentions": mentions,
+    "wave": wave,
 }
 TEXT_DETECTORS = ("keyword", "regex")

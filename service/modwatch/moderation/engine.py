@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,11 @@ from modwatch.moderation.detectors import (
     REGEX_TIMEOUT_SECONDS,
     TEXT_DETECTORS,
     Evidence,
+    Material,
     TextMatcher,
+    WaveMatch,
     gather,
+    within,
 )
 from modwatch.moderation.rules import TEXT_FIELDS, Rule, RulesError, read_rules
 
@@ -77,10 +80,12 @@ class Analysis:
 
     @property
     def category(self) -> str | None:
-        """The category of the heaviest rule that hit (the earliest in the file on a tie)."""
-        if not self._rules:
+        """The category of the heaviest rule that hit (the earliest in the file on a tie); rules with a
+        negative weight (evidence against) never give it."""
+        counted = [rule for rule in self._rules.values() if rule[0] > 0]
+        if not counted:
             return None
-        _, category, _ = max(self._rules.values(), key=lambda rule: (rule[0], -rule[2]))
+        _, category, _ = max(counted, key=lambda rule: (rule[0], -rule[2]))
         return category
 
     def evidence_key(self) -> str:
@@ -104,9 +109,12 @@ class Analysis:
 class RuleSet:
     """The rules of one file, compiled once: text rules per field, account rules as a list."""
 
-    def __init__(self, rules: list[Rule], report_threshold: float | None = None, hash: str = "", source: str = "") -> None:
+    def __init__(self, rules: list[Rule], report_threshold: float | None = None, hash: str = "", source: str = "",
+                 allowed_domains: frozenset[str] = frozenset(), files: tuple[Path, ...] = ()) -> None:
         self.rules = rules
         self.report_threshold = report_threshold
+        self.allowed_domains = allowed_domains
+        self.files = files
         self.hash = hash
         self.source = source
         enabled = [rule for rule in rules if rule.enabled]
@@ -117,16 +125,26 @@ class RuleSet:
         self._text_matchers = {field: TextMatcher(rules) for field, rules in text_rules.items() if rules}
         self._account_rules = [rule for rule in enabled if rule.detector in ACCOUNT_DETECTORS]
 
-    def evaluate(self, account: dict[str, Any], statuses: list[dict[str, Any]], now: datetime | None = None) -> Analysis:
+    @property
+    def wave_rules(self) -> list[Rule]:
+        """The enabled `wave` rules: the caller looks their fingerprints up across accounts (`waves`)."""
+        return [rule for rule in self._account_rules if rule.detector == "wave"]
+
+    def evaluate(self, account: dict[str, Any], statuses: list[dict[str, Any]], now: datetime | None = None,
+                 waves: tuple[WaveMatch, ...] = (), material: Material | None = None) -> Analysis:
         """Score a public Account and its statuses.
 
         An Admin::Account is unwrapped to its public `account`: the admin fields (email, IP
-        addresses, ...) are never matched.
+        addresses, ...) are never matched. `waves` are the fingerprints this account shares with
+        other accounts, which only the caller can know; `material` is `gather(account, statuses)`
+        when the caller has it already.
         """
         if isinstance(account.get("account"), dict):
             account = account["account"]
         now = now or datetime.now(timezone.utc)
-        material = gather(account, statuses)
+        material = material or gather(account, statuses, self.allowed_domains)
+        if waves:
+            material = replace(material, waves=tuple(waves))
         evidence: list[Evidence] = []
         timed_out: set[str] = set()
         for field, matcher in self._text_matchers.items():
@@ -141,8 +159,11 @@ class RuleSet:
         for rule in self._account_rules:
             evidence.extend(ACCOUNT_DETECTORS[rule.detector](rule, material, now))
 
+        gated = {rule.name for rule in self.rules if rule.applies_to and not within(rule.applies_to, material, now)}
         hits: dict[tuple[str, str, str | None], Hit] = {}
         for item in evidence:
+            if item.rule.name in gated:
+                continue
             # The first match per rule, field and status is evidence enough.
             key = (item.rule.name, item.field, item.status_id)
             if key not in hits:
@@ -150,7 +171,8 @@ class RuleSet:
         ordered = sorted(hits.values(), key=lambda hit: self._position[hit.rule])
         rules_hit = {hit.rule: (hit.weight, hit.category, self._position[hit.rule]) for hit in ordered}
         violated = tuple(dict.fromkeys(
-            rule_id for item in evidence if item.rule.category == "violation" for rule_id in item.rule.instance_rule_ids
+            rule_id for item in evidence if item.rule.category == "violation" and item.rule.name not in gated
+            for rule_id in item.rule.instance_rule_ids
         ))
         return Analysis(str(account_id) if account_id is not None else None, ordered, rules_hit, violated)
 
@@ -159,18 +181,25 @@ class RuleSet:
             "source": self.source,
             "hash": self.hash,
             "report_threshold": self.report_threshold,
+            "allowed_domains": len(self.allowed_domains),
             "rules": [rule.as_dict() for rule in self.rules],
         }
 
 
 def load_rules(path: str | Path) -> RuleSet:
     """Read and validate a rules file; raises RulesError naming the rule and field at fault."""
-    source, rules, threshold = read_rules(path)
-    return RuleSet(rules, threshold, hashlib.sha256(source).hexdigest(), str(path))
+    source, parsed = read_rules(path)
+    digest = hashlib.sha256(source)
+    for listed in sorted(parsed.allowed_domains):
+        digest.update(f"\n{listed}".encode())
+    for rule in parsed.rules:
+        digest.update(repr(rule.params.get("domains", ())).encode())
+    return RuleSet(parsed.rules, parsed.report_threshold, digest.hexdigest(), str(path), parsed.allowed_domains, parsed.files)
 
 
 class RulesCache:
-    """The current RuleSet of a file, reloaded when its modification time or size changes.
+    """The current RuleSet of a file, reloaded when its modification time or size (or that of a
+    domain list it reads) changes.
 
     Workers call `get()` per job, so an edited file is picked up without a restart. An invalid
     edit is logged and the previous good rule set stays in force.
@@ -179,14 +208,14 @@ class RulesCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        self._signature: tuple[int, int] | None = None
+        self._signature: tuple[tuple[int, int], ...] | None = None
         self._ruleset: RuleSet | None = None
 
     def get(self) -> RuleSet:
         with self._lock:
             try:
                 stat = os.stat(self.path)
-                signature = (stat.st_mtime_ns, stat.st_size)
+                signature = ((stat.st_mtime_ns, stat.st_size), *self._list_signatures())
             except OSError as exc:
                 if self._ruleset is None:
                     raise RulesError(f"{self.path.name}: cannot read {self.path}: {exc.strerror}") from None
@@ -196,7 +225,17 @@ class RulesCache:
                 self._reload(signature)
             return self._ruleset
 
-    def _reload(self, signature: tuple[int, int]) -> None:
+    def _list_signatures(self) -> list[tuple[int, int]]:
+        out = []
+        for path in self._ruleset.files if self._ruleset else ():
+            try:
+                stat = os.stat(path)
+                out.append((stat.st_mtime_ns, stat.st_size))
+            except OSError:
+                out.append((-1, -1))  # gone: reloading reports it, and the rules in force stay
+        return out
+
+    def _reload(self, signature: tuple[tuple[int, int], ...]) -> None:
         try:
             ruleset = load_rules(self.path)
         except RulesError as exc:

@@ -17,11 +17,18 @@ from typing import Any, Callable, Iterator
 import regex
 import yaml
 
+from modwatch.moderation.domains import DomainListError, read_domain_list
+
 FILE_VERSION = 1
 TEXT_FIELDS = ("username", "display_name", "note", "fields", "status_text", "spoiler_text", "media_description")
-LINK_FIELDS = ("note", "fields", "status_text")
+# `mentions`: the hosts of mentioned accounts; `account`: the account's own domain.
+LINK_FIELDS = ("note", "fields", "status_text", "mentions", "account")
 CATEGORIES = ("spam", "legal", "violation", "other")
 MEDIA_TYPES = ("image", "gifv", "video", "audio", "unknown")
+# What `applies_to` may limit: a rule then counts only for accounts within every limit given.
+ACCOUNT_LIMITS = ("max_account_age_days", "max_followers", "max_statuses")
+PROFILE_SIGNALS = ("default_avatar", "empty_note", "no_display_name", "random_username", "no_fields")
+WAVE_KINDS = ("text", "link_domain", "invite", "media")
 REGEX_FLAGS = {
     "ignorecase": re.IGNORECASE,
     "multiline": re.MULTILINE,
@@ -53,6 +60,8 @@ class Rule:
     params: dict[str, Any] = field(default_factory=dict)
     # Ids of the instance's own rules (GET /api/v1/instance/rules) a `violation` report names.
     instance_rule_ids: tuple[str, ...] = ()
+    # Account limits (ACCOUNT_LIMITS) the rule is restricted to; empty: every account.
+    applies_to: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -67,6 +76,8 @@ class Rule:
             out["fields"] = list(self.fields)
         if self.instance_rule_ids:
             out["instance_rule_ids"] = list(self.instance_rule_ids)
+        if self.applies_to:
+            out["applies_to"] = dict(self.applies_to)
         out.update({key: list(value) if isinstance(value, tuple) else value for key, value in self.params.items()})
         return out
 
@@ -90,6 +101,23 @@ def _name(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ValueError("must be a non-empty string")
     return value.strip()
+
+
+def _weight(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value == 0:
+        raise ValueError("must be a number other than 0 (negative: evidence against spam)")
+    return value
+
+
+def _applies_to(value: Any) -> dict[str, float]:
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"must be a mapping with any of {', '.join(ACCOUNT_LIMITS)}")
+    out = {}
+    for key, limit in value.items():
+        if key not in ACCOUNT_LIMITS:
+            raise ValueError(f"{key!r} is not one of {', '.join(ACCOUNT_LIMITS)}")
+        out[key] = _positive_number(limit) if key == "max_account_age_days" else _int_at_least(0)(limit)
+    return out
 
 
 def _positive_number(value: Any) -> float:
@@ -316,10 +344,11 @@ COMMON = {
     "name": (_name, REQUIRED),
     "description": (_text, ""),
     "detector": (_text, REQUIRED),
-    "weight": (_positive_number, REQUIRED),
+    "weight": (_weight, REQUIRED),
     "category": (_choice(CATEGORIES), REQUIRED),
     "enabled": (_bool, True),
     "instance_rule_ids": (_instance_rule_ids, ()),
+    "applies_to": (_applies_to, {}),
 }
 PARAMS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "keyword": {
@@ -330,18 +359,26 @@ PARAMS: dict[str, dict[str, tuple[Callable[[Any], Any], Any]]] = {
     "regex": {"pattern": (_name, REQUIRED), "flags": (_flags, ())},
     "posting_rate": {"max_statuses": (_int_at_least(1), REQUIRED), "window_seconds": (_int_at_least(1), REQUIRED)},
     "duplicate_content": {"min_duplicates": (_int_at_least(2), 3), "min_length": (_int_at_least(1), 10)},
-    "link_domain": {"domains": (_domains, None), "max_links_to_one_domain": (_int_at_least(1), None)},
+    "link_domain": {"domains": (_domains, None), "domains_files": (_string_list, None),
+                    "max_links_to_one_domain": (_int_at_least(1), None)},
     "new_account_burst": {
         "max_account_age_days": (_positive_number, REQUIRED),
         "min_statuses": (_int_at_least(1), REQUIRED),
     },
     "media_alt_text": {"media_types": (_one_of(MEDIA_TYPES), ("image", "gifv", "video")), "min_missing": (_int_at_least(1), 1)},
     "media_mime": {"mime_types": (_string_list, None), "media_types": (_one_of(MEDIA_TYPES), None)},
+    "new_account": {"max_account_age_days": (_positive_number, REQUIRED), "max_followers": (_int_at_least(0), None)},
+    "profile": {"signals": (_one_of(PROFILE_SIGNALS), PROFILE_SIGNALS), "min_signals": (_int_at_least(1), 2)},
+    "mentions": {"min_mentions": (_int_at_least(1), 2), "min_posts": (_int_at_least(1), 1),
+                 "unrelated_only": (_bool, True), "max_text_chars": (_int_at_least(0), None)},
+    "wave": {"min_accounts": (_int_at_least(2), 3), "window_seconds": (_int_at_least(60), 86400),
+             "max_account_age_days": (_positive_number, 7), "kinds": (_one_of(WAVE_KINDS), WAVE_KINDS)},
 }
 # Which `fields` a detector reads, and the default when the rule names none.
 FIELDS = {"keyword": TEXT_FIELDS, "regex": TEXT_FIELDS, "link_domain": LINK_FIELDS}
 DEFAULT_FIELDS = {"keyword": TEXT_FIELDS, "regex": TEXT_FIELDS, "link_domain": ("status_text",)}
-ONE_OF_REQUIRED = {"link_domain": ("domains", "max_links_to_one_domain"), "media_mime": ("mime_types", "media_types")}
+ONE_OF_REQUIRED = {"link_domain": ("domains", "domains_files", "max_links_to_one_domain"),
+                   "media_mime": ("mime_types", "media_types")}
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -414,6 +451,7 @@ def _rule(prefix: str, index: int, raw: Any) -> Rule:
         fields=fields,
         enabled=common["enabled"],
         instance_rule_ids=common["instance_rule_ids"],
+        applies_to=common["applies_to"],
         params={key: value for key, value in params.items() if value is not None},
     )
 
@@ -427,12 +465,25 @@ def _rule_list(value: Any) -> list[Any]:
 TOP_LEVEL = {
     "version": (_int_at_least(1), REQUIRED),
     "report_threshold": (_positive_number, None),
+    # Domains no link rule or wave counts (popular sites), listed and/or in files beside the rules file.
+    "allowed_domains": (_domains, ()),
+    "allowed_domains_files": (_string_list, ()),
     "rules": (_rule_list, REQUIRED),
 }
 
 
-def parse_rules(source: bytes, filename: str) -> tuple[list[Rule], float | None]:
-    """The enabled and disabled rules of a rules file, and its report threshold (or None)."""
+@dataclass(frozen=True)
+class RulesFile:
+    rules: list[Rule]
+    report_threshold: float | None
+    allowed_domains: frozenset[str] = frozenset()
+    # Every domain-list file the rules read: a change to any of them reloads the rules.
+    files: tuple[Path, ...] = ()
+
+
+def parse_rules(source: bytes, filename: str, directory: Path | None = None) -> RulesFile:
+    """The enabled and disabled rules of a rules file, its report threshold (or None) and allowed
+    domains; domain-list files are read relative to `directory` (the rules file's)."""
     where = f"{filename}: "
     try:
         data = yaml.load(source, Loader=_UniqueKeyLoader)
@@ -452,13 +503,32 @@ def parse_rules(source: bytes, filename: str) -> tuple[list[Rule], float | None]
         if rule.name in seen:
             raise RulesError(f"{where}rule '{rule.name}' (#{index}): field 'name': duplicate of rule #{seen[rule.name]}")
         seen[rule.name] = index
-    return rules, top["report_threshold"]
+    directory = directory or Path.cwd()
+    files: list[Path] = []
+
+    def read_lists(names: tuple[str, ...], where_: str) -> frozenset[str]:
+        found: set[str] = set()
+        for name in names:
+            path = (directory / name).resolve()
+            files.append(path)
+            try:
+                found |= read_domain_list(path)
+            except DomainListError as exc:
+                raise RulesError(f"{where_}{exc}") from None
+        return frozenset(found)
+
+    for index, rule in enumerate(rules):
+        if rule.detector == "link_domain" and rule.params.get("domains_files"):
+            listed = read_lists(rule.params["domains_files"], f"{where}rule '{rule.name}' (#{index + 1}): field 'domains_files': ")
+            rule.params["domains"] = tuple(dict.fromkeys([*rule.params.get("domains", ()), *sorted(listed)]))
+    allowed = frozenset(top["allowed_domains"]) | read_lists(top["allowed_domains_files"], f"{where}field 'allowed_domains_files': ")
+    return RulesFile(rules, top["report_threshold"], allowed, tuple(files))
 
 
-def read_rules(path: str | Path) -> tuple[bytes, list[Rule], float | None]:
+def read_rules(path: str | Path) -> tuple[bytes, RulesFile]:
     path = Path(path)
     try:
         source = path.read_bytes()
     except OSError as exc:
         raise RulesError(f"{path.name}: cannot read {path}: {exc.strerror}") from None
-    return (source, *parse_rules(source, path.name))
+    return source, parse_rules(source, path.name, path.parent)

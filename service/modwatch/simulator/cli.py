@@ -17,7 +17,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1, help="population and fault seed (default 1)")
     parser.add_argument("--accounts", type=int, default=200, help="seeded accounts (default 200)")
-    parser.add_argument("--admin-token", default=DEFAULT_ADMIN_TOKEN, help=f"admin bearer token (default {DEFAULT_ADMIN_TOKEN})")
+    # Read from the environment first, like --webhook-secret, so a token never shows in process arguments.
+    parser.add_argument("--admin-token", default=os.environ.get("SIMULATOR_ADMIN_TOKEN", DEFAULT_ADMIN_TOKEN),
+                        help=f"admin bearer token (default: SIMULATOR_ADMIN_TOKEN, else {DEFAULT_ADMIN_TOKEN})")
     parser.add_argument("--token", default=DEFAULT_USER_TOKEN, help=f"non-admin bearer token (default {DEFAULT_USER_TOKEN})")
     parser.add_argument("--ratelimit", type=int, default=300, help="requests per window per token (default 300)")
     parser.add_argument("--ratelimit-period", type=int, default=300, help="window length in seconds (default 300)")

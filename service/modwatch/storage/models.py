@@ -140,3 +140,42 @@ class DomainViolation(Base):
     domain: Mapped[str] = mapped_column(String(255), primary_key=True)
     violations: Mapped[int] = mapped_column(Integer, default=0)
     last_violation_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StreamPost(Base):
+    """One post analysed from the streaming API (or filled in after a gap), with its decision.
+
+    Unique per (status id, version): a post is analysed once, and again only when edited
+    (`version` is its `edited_at`, empty for the original). `batch_id` and `trace_id` lead to the
+    batch that decided it, `job_id` to the report job it started.
+    """
+
+    __tablename__ = "stream_posts"
+    __table_args__ = (UniqueConstraint("status_id", "version", name="uq_stream_posts_status_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status_id: Mapped[str] = mapped_column(ID)
+    version: Mapped[str] = mapped_column(String(40), default="")
+    account_id: Mapped[str] = mapped_column(ID, index=True)
+    stream: Mapped[str] = mapped_column(String(32))
+    via: Mapped[str] = mapped_column(String(16))  # stream or gap_fill
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    rule_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    decision: Mapped[str] = mapped_column(String(24))
+    batch_id: Mapped[str] = mapped_column(String(32))
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+    job_id: Mapped[str | None] = mapped_column(String(128))
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StreamCursor(Base):
+    """The newest status id a stream's decisions are recorded up to: where a gap fill starts."""
+
+    __tablename__ = "stream_cursors"
+
+    stream: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_status_id: Mapped[str | None] = mapped_column(ID)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

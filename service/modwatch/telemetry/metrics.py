@@ -54,9 +54,41 @@ RATELIMIT_RESET = Gauge("modwatch_ratelimit_reset_timestamp_seconds", "When a ra
 RATELIMIT_WAITS = Counter("modwatch_ratelimit_waits", "Requests the gate held back, by the family that refused.",
                           ["family"])
 
+# Served by the scheduler process (the leader): what it found and repaired on its last loop.
+RECURRING_JOBS = Gauge("modwatch_scheduler_recurring_jobs", "Recurring jobs registered in rq-scheduler, per the leader.", ["function"])
+RECURRING_REPAIRS = Counter(
+    "modwatch_scheduler_recurring_repairs", "Recurring job registrations the leader repaired, by reason.", ["function", "reason"]
+)
+RECURRING_RUNS_COALESCED = Counter(
+    "modwatch_scheduler_recurring_runs_coalesced", "Due recurring runs folded into a run still waiting or running.", ["function"]
+)
+
 ACCOUNTS_SCANNED = Counter("modwatch_accounts_scanned", "Accounts analysed.", ["source"])
 RULE_HITS = Counter("modwatch_rule_hits", "Rule matches.", ["rule"])
 REPORTS = Counter("modwatch_reports", "Report decisions by outcome.", ["outcome"])
+WAVES_ACTIVE = Gauge("modwatch_waves_active", "Fingerprints shared by enough young accounts within the wave window to be a wave.")
+RULE_VERDICTS = Counter("modwatch_rule_verdicts", "Moderators' verdicts on modwatch's reports, per rule that contributed.",
+                        ["rule", "verdict"])
+
+# The streaming consumer (`modwatch stream`).
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+DECISION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+BATCH_SIZE_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+STREAM_ACTIVE = Gauge("modwatch_stream_active", "1 on the stream consumer holding the lease, 0 on a standby.")
+STREAM_CONNECTED = Gauge("modwatch_stream_connected", "1 while the stream is connected.", ["stream"])
+STREAM_EVENTS = Counter("modwatch_stream_events", "Streaming events received, by type.", ["stream", "event"])
+STREAM_LAG = Histogram("modwatch_stream_lag_seconds", "Now minus a post's created_at when it arrives.", ["stream"],
+                       buckets=LAG_BUCKETS)
+STREAM_RECONNECTS = Counter("modwatch_stream_reconnects", "Connections lost or refused, each followed by a reconnect.",
+                            ["stream", "reason"])
+STREAM_GAP_FILLED = Counter("modwatch_stream_gap_filled_posts", "Posts fetched from the timeline to fill a gap.", ["stream"])
+STREAM_GAPS_UNFILLED = Counter("modwatch_stream_gaps_unfilled", "Gaps the page budget did not cover to the end.", ["stream"])
+STREAM_POSTS = Counter("modwatch_stream_posts", "Streamed posts by decision.", ["decision"])
+STREAM_BATCH_SIZE = Histogram("modwatch_stream_batch_size", "Posts per analysed batch.", buckets=BATCH_SIZE_BUCKETS)
+STREAM_BATCH_DURATION = Histogram("modwatch_stream_batch_duration_seconds", "Time to analyse and record one batch.",
+                                  buckets=DECISION_BUCKETS)
+STREAM_DECISION_LATENCY = Histogram("modwatch_stream_decision_latency_seconds",
+                                    "From a post's event received to its decision recorded.", buckets=DECISION_BUCKETS)
 
 
 def set_build_info(process: str) -> None:

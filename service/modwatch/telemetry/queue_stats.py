@@ -1,49 +1,50 @@
-"""Queue, worker and scheduler statistics: taken by `record_queue_stats`, served by the API.
+"""Queue, worker and scheduler health, read from Redis at scrape time by the API's /metrics.
 
-The job runs in a short-lived work horse, so it publishes a JSON snapshot to Redis with a TTL of a
-few intervals, and the API's /metrics turns the snapshot into gauges at scrape time. If the job
-stops, the snapshot expires and its series vanish while the last-success timestamp goes stale.
+The gauges come from the process Prometheus scrapes, not from the workers they judge: with every
+worker stopped, depth, oldest-job age, workers per queue and abandoned jobs stay true, and a Redis
+that does not answer shows as `modwatch_redis_up 0` instead of missing series.
 
-The snapshot costs one pipeline with a fixed number of commands per queue, each O(1) or O(log n)
-whatever the depth: raw LLEN/ZCARD/ZCOUNT on RQ's keys, never RQ's registry helpers, which
-clean up (write) as they count.
+One scrape costs one pipeline with a fixed number of commands per queue, each O(1) or O(log n)
+whatever the depth (raw LLEN/ZCARD/ZCOUNT on RQ's keys, never RQ's registry helpers, which clean
+up, i.e. write, as they count) plus two read-only scripts that are O(workers on the queue).
+
+`record_queue_stats`, the recurring job, runs the same collection from a worker and stores when it
+last succeeded: that timestamp is the end-to-end heartbeat of scheduler -> queue -> worker, and the
+job's result (kept by RQ) is the latest snapshot.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any, Iterable
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
 
 import redis
 import structlog
 from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from rq import Queue
 from rq.job import Job
 from rq.utils import str_to_date
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
-from rq_scheduler import Scheduler
 
 from modwatch.connection import get_redis
-from modwatch.jobs.queues import PRIORITY, get_queue
-from modwatch.jobs.scheduler import HEARTBEAT_KEY, RECURRING
 from modwatch.settings import get_settings
 
 log = structlog.get_logger(__name__)
 
-SNAPSHOT_KEY = "modwatch:queue_stats"
 LAST_SUCCESS_KEY = "modwatch:queue_stats:last_success"
+DURATION_KEY = "modwatch:queue_stats:duration"
 RUNTIME_KEY = "modwatch:runtime"
 DOMAIN_VIOLATIONS_KEY = "modwatch:domain_violations"
 TOP_DOMAINS = 20
-# The snapshot outlives a few missed runs, not more: then its gauges vanish instead of freezing.
-SNAPSHOT_TTL_INTERVALS = 4
 WORKER_STATES = ("idle", "busy", "suspended")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
-# Scripts that only read (plain EVAL, so Redis 6 works too; RQ's keys are never written). The worker hashes of one queue are read
-# server-side: one command per queue, O(workers).
+# Scripts that only read (plain EVAL, so Redis 6 works too; RQ's keys are never written).
+# The states of the workers of one queue, server-side: one command per queue, O(workers). A worker
+# whose hash expired (killed without a goodbye, after RQ's worker TTL) is not counted.
 _WORKER_STATES = """
 local states = {}
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -58,14 +59,28 @@ local head = redis.call('LINDEX', KEYS[1], 0)
 if not head then return false end
 return redis.call('HGET', ARGV[1] .. head, 'enqueued_at')
 """
+# The earliest started_at of the jobs running on a queue whose worker still heartbeats (started
+# registry entries are `<job id>:<execution id>`, scored by the heartbeat's expiry). O(running jobs).
+# RQ's timestamps are ISO 8601 in UTC, so the smallest string is the earliest time.
+_EARLIEST_RUNNING_START = """
+local earliest = false
+for _, entry in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[2], '+inf')) do
+  local job_id = string.match(entry, '^(.*):[^:]*$') or entry
+  local started = redis.call('HGET', ARGV[1] .. job_id, 'started_at')
+  if started and (not earliest or started < earliest) then earliest = started end
+end
+return earliest
+"""
 
 # Name -> (help, label names) of everything the collector serves.
 GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "rq_jobs": ("Jobs by queue and status, from record_queue_stats.", ("queue", "status")),
+    "modwatch_redis_up": ("1 when the API read Redis at this scrape, 0 when Redis did not answer.", ()),
+    "rq_jobs": ("Jobs by queue and status, read at scrape time.", ("queue", "status")),
     "modwatch_queue_oldest_job_age_seconds": ("Age of the oldest queued job; 0 when the queue is empty.", ("queue",)),
+    "modwatch_queue_longest_running_job_seconds": (
+        "How long the longest-running job on a queue has run (live workers only); 0 when none runs.", ("queue",)),
     "modwatch_queue_abandoned_jobs": ("Started jobs whose worker stopped heartbeating.", ("queue",)),
     "modwatch_workers": ("Workers listening on a queue, by state.", ("queue", "state")),
-    "modwatch_scheduler_recurring_jobs": ("Recurring jobs registered in rq-scheduler.", ("function",)),
     "modwatch_scheduler_heartbeat_timestamp_seconds": ("Last scheduler loop, unix time.", ()),
     "modwatch_queue_stats_last_success_timestamp_seconds": ("When record_queue_stats last succeeded, unix time.", ()),
     "modwatch_queue_stats_duration_seconds": ("How long the last record_queue_stats collection took.", ()),
@@ -75,28 +90,60 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
+@dataclass(frozen=True)
+class QueueKeys:
+    """RQ's Redis keys of one queue, worked out once."""
+
+    name: str
+    queue: str
+    started: str
+    scheduled: str
+    deferred: str
+    failed: str
+    finished: str
+    canceled: str
+    workers: str
+
+    @classmethod
+    def of(cls, name: str) -> "QueueKeys":
+        # A connection is required by RQ's constructor; none is used to name keys.
+        queue = Queue(name, connection=redis.Redis())
+        return cls(
+            name=name, queue=queue.key, started=queue.started_job_registry.key,
+            scheduled=queue.scheduled_job_registry.key, deferred=queue.deferred_job_registry.key,
+            failed=queue.failed_job_registry.key, finished=queue.finished_job_registry.key,
+            canceled=queue.canceled_job_registry.key, workers=WORKERS_BY_QUEUE_KEY % name,
+        )
+
+
 # Replies of `_queue_commands`, in order.
-QUEUE_REPLIES = 10
+QUEUE_REPLIES = 11
 
 
-def _queue_commands(pipe: redis.client.Pipeline, name: str, now: float) -> None:
-    queue = get_queue(name)
-    pipe.llen(queue.key)
-    pipe.zcard(queue.started_job_registry.key)
-    pipe.zcard(queue.scheduled_job_registry.key)
-    pipe.zcard(queue.deferred_job_registry.key)
+def _queue_commands(pipe: redis.client.Pipeline, keys: QueueKeys, now: float) -> None:
+    prefix = Job.redis_job_namespace_prefix
+    pipe.llen(keys.queue)
+    pipe.zcard(keys.started)
+    pipe.zcard(keys.scheduled)
+    pipe.zcard(keys.deferred)
     # Failed and finished entries are scored by expiry: those RQ has not cleaned up yet are not counted.
-    pipe.zcount(queue.failed_job_registry.key, f"({now}", "+inf")
-    pipe.zcount(queue.finished_job_registry.key, f"({now}", "+inf")
-    pipe.zcard(queue.canceled_job_registry.key)
+    pipe.zcount(keys.failed, f"({now}", "+inf")
+    pipe.zcount(keys.finished, f"({now}", "+inf")
+    pipe.zcard(keys.canceled)
     # Started entries are scored by the heartbeat's expiry: past it, the job's worker is gone.
-    pipe.zcount(queue.started_job_registry.key, "-inf", now)
-    pipe.eval(_HEAD_ENQUEUED_AT, 1, queue.key, Job.redis_job_namespace_prefix)
-    pipe.eval(_WORKER_STATES, 1, WORKERS_BY_QUEUE_KEY % name)
+    pipe.zcount(keys.started, "-inf", now)
+    pipe.eval(_HEAD_ENQUEUED_AT, 1, keys.queue, prefix)
+    pipe.eval(_EARLIEST_RUNNING_START, 1, keys.started, prefix, now)
+    pipe.eval(_WORKER_STATES, 1, keys.workers)
+
+
+def _age(timestamp: bytes | None, now: float) -> float | None:
+    return None if not timestamp else max(0.0, now - str_to_date(timestamp).timestamp())
 
 
 def _queue_stats(replies: list[Any], now: float) -> dict[str, Any]:
-    queued, started, scheduled, deferred, failed, finished, canceled, abandoned, head_enqueued_at, states = replies
+    (queued, started, scheduled, deferred, failed, finished, canceled, abandoned,
+     head_enqueued_at, earliest_start, states) = replies
     workers = dict.fromkeys(WORKER_STATES, 0)
     for state in states:
         # RQ's `started`/`starting` is a worker between birth and its first dequeue.
@@ -107,43 +154,39 @@ def _queue_stats(replies: list[Any], now: float) -> dict[str, Any]:
             "queued": queued, "started": started, "scheduled": scheduled, "deferred": deferred,
             "failed": failed, "finished": finished, "canceled": canceled,
         },
-        "oldest_enqueued_at": str_to_date(head_enqueued_at).timestamp() if head_enqueued_at else None,
+        "oldest_job_age_seconds": _age(head_enqueued_at, now) or 0.0,
+        "longest_running_job_seconds": _age(earliest_start, now) or 0.0,
         "abandoned_jobs": abandoned,
         "workers": workers,
     }
 
 
-def collect(connection: redis.Redis, now: float | None = None) -> dict[str, Any]:
-    """One pipeline, a fixed number of commands: the snapshot record_queue_stats publishes."""
+def collect(connection: redis.Redis, queues: Sequence[QueueKeys], now: float | None = None,
+            extra: Sequence[tuple[str, tuple[Any, ...]]] = ()) -> tuple[dict[str, Any], list[Any]]:
+    """One pipeline: per-queue statistics, then the replies of `extra` (command name, arguments)."""
     now = time.time() if now is None else now
     with connection.pipeline(transaction=False) as pipe:
-        for name in PRIORITY:
-            _queue_commands(pipe, name, now)
-        for spec in RECURRING:
-            pipe.zscore(Scheduler.scheduled_jobs_key, spec.job_id)
-        pipe.zrevrange(DOMAIN_VIOLATIONS_KEY, 0, TOP_DOMAINS - 1, withscores=True)
+        for keys in queues:
+            _queue_commands(pipe, keys, now)
+        for command, args in extra:
+            getattr(pipe, command)(*args)
         replies = pipe.execute()
-    queues = {}
-    for index, name in enumerate(PRIORITY):
-        queues[name] = _queue_stats(replies[index * QUEUE_REPLIES:(index + 1) * QUEUE_REPLIES], now)
-    rest = replies[len(PRIORITY) * QUEUE_REPLIES:]
-    recurring = {spec.name: int(score is not None) for spec, score in zip(RECURRING, rest)}
-    top_domains = [[domain.decode(), score] for domain, score in rest[len(RECURRING)]]
-    return {"taken_at": now, "queues": queues, "recurring_jobs": recurring, "top_domain_violations": top_domains}
+    stats = {keys.name: _queue_stats(replies[i * QUEUE_REPLIES:(i + 1) * QUEUE_REPLIES], now)
+             for i, keys in enumerate(queues)}
+    return stats, replies[len(queues) * QUEUE_REPLIES:]
 
 
-def record(connection: redis.Redis | None = None) -> dict[str, Any]:
-    """Take a snapshot and publish it for the API's /metrics; the body of `record_queue_stats`."""
+def record(queues: Sequence[str], connection: redis.Redis | None = None) -> dict[str, Any]:
+    """The body of `record_queue_stats`: collect from a worker and store when it succeeded."""
     connection = connection or get_redis()
     started = time.perf_counter()
-    snapshot = collect(connection)
-    snapshot["duration_seconds"] = time.perf_counter() - started
-    ttl = SNAPSHOT_TTL_INTERVALS * get_settings().queue_stats_interval
+    stats, _ = collect(connection, [QueueKeys.of(name) for name in queues])
+    duration = time.perf_counter() - started
     with connection.pipeline() as pipe:
-        pipe.set(SNAPSHOT_KEY, json.dumps(snapshot), ex=ttl)
         pipe.set(LAST_SUCCESS_KEY, time.time())
+        pipe.set(DURATION_KEY, duration)
         pipe.execute()
-    return snapshot
+    return {"queues": stats, "duration_seconds": duration}
 
 
 def _flag(value: bytes | None, default: bool) -> int:
@@ -151,59 +194,64 @@ def _flag(value: bytes | None, default: bool) -> int:
 
 
 class QueueStatsCollector(Collector):
-    """Serves the latest snapshot, and a few O(1) keys read at scrape time, in the API process.
+    """Reads queue health from Redis when Prometheus scrapes the API (see the module docstring)."""
 
-    The scheduler heartbeat, the last-success time and the runtime switches are read live: they
-    must stay visible (and go stale) when record_queue_stats stops.
-    """
+    def __init__(self, queues: Sequence[str], scheduler_heartbeat_key: str) -> None:
+        self.queues = [QueueKeys.of(name) for name in queues]
+        self.extra = (
+            ("mget", (LAST_SUCCESS_KEY, DURATION_KEY, scheduler_heartbeat_key)),
+            ("hmget", (RUNTIME_KEY, "dry_run", "panic_stop")),
+            ("zrevrange", (DOMAIN_VIOLATIONS_KEY, 0, TOP_DOMAINS - 1, True)),
+        )
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return [GaugeMetricFamily(name, help, labels=labels) for name, (help, labels) in GAUGES.items()]
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
+        families = {name: GaugeMetricFamily(name, help, labels=labels) for name, (help, labels) in GAUGES.items()}
+        settings = get_settings()
         try:
-            with get_redis().pipeline(transaction=False) as pipe:
-                pipe.mget(SNAPSHOT_KEY, LAST_SUCCESS_KEY, HEARTBEAT_KEY)
-                pipe.hmget(RUNTIME_KEY, "dry_run", "panic_stop")
-                (raw_snapshot, last_success, heartbeat), (dry_run, panic_stop) = pipe.execute()
+            queues, (timestamps, runtime, domains) = collect(get_redis(), self.queues, extra=self.extra)
         except redis.RedisError as exc:
             log.warning("queue_stats_unreadable", error=type(exc).__name__)
-            return []
-        settings = get_settings()
-        families = {name: GaugeMetricFamily(name, help, labels=labels) for name, (help, labels) in GAUGES.items()}
+            families["modwatch_redis_up"].add_metric([], 0)
+            # The switches fall back to the environment: still true, and dashboards keep them.
+            families["modwatch_dry_run"].add_metric([], int(settings.dry_run))
+            families["modwatch_panic_stop"].add_metric([], int(settings.panic_stop))
+            return [family for family in families.values() if family.samples]
+        families["modwatch_redis_up"].add_metric([], 1)
+        last_success, duration, heartbeat = timestamps
+        dry_run, panic_stop = runtime
         families["modwatch_dry_run"].add_metric([], _flag(dry_run, settings.dry_run))
         families["modwatch_panic_stop"].add_metric([], _flag(panic_stop, settings.panic_stop))
-        if last_success is not None:
-            families["modwatch_queue_stats_last_success_timestamp_seconds"].add_metric([], float(last_success))
-        if heartbeat is not None:
-            families["modwatch_scheduler_heartbeat_timestamp_seconds"].add_metric([], float(heartbeat))
-        if raw_snapshot is not None:
-            add_snapshot(families, json.loads(raw_snapshot), time.time())
+        for name, value in (("modwatch_queue_stats_last_success_timestamp_seconds", last_success),
+                            ("modwatch_queue_stats_duration_seconds", duration),
+                            ("modwatch_scheduler_heartbeat_timestamp_seconds", heartbeat)):
+            if value is not None:
+                families[name].add_metric([], float(value))
+        add_queue_stats(families, queues)
+        for domain, violations in domains:
+            families["modwatch_top_domain_violations"].add_metric([domain.decode()], violations)
         return [family for family in families.values() if family.samples]
 
 
-def add_snapshot(families: dict[str, GaugeMetricFamily], snapshot: dict[str, Any], now: float) -> None:
-    families["modwatch_queue_stats_duration_seconds"].add_metric([], snapshot["duration_seconds"])
-    for queue, stats in snapshot["queues"].items():
+def add_queue_stats(families: dict[str, GaugeMetricFamily], queues: dict[str, Any]) -> None:
+    for queue, stats in queues.items():
         for status, count in stats["jobs"].items():
             families["rq_jobs"].add_metric([queue, status], count)
-        oldest = stats["oldest_enqueued_at"]
-        families["modwatch_queue_oldest_job_age_seconds"].add_metric([queue], 0 if oldest is None else max(0.0, now - oldest))
+        families["modwatch_queue_oldest_job_age_seconds"].add_metric([queue], stats["oldest_job_age_seconds"])
+        families["modwatch_queue_longest_running_job_seconds"].add_metric([queue], stats["longest_running_job_seconds"])
         families["modwatch_queue_abandoned_jobs"].add_metric([queue], stats["abandoned_jobs"])
         for state, count in stats["workers"].items():
             families["modwatch_workers"].add_metric([queue, state], count)
-    for function, registered in snapshot["recurring_jobs"].items():
-        families["modwatch_scheduler_recurring_jobs"].add_metric([function], registered)
-    for domain, violations in snapshot["top_domain_violations"]:
-        families["modwatch_top_domain_violations"].add_metric([domain], violations)
 
 
 _collector: QueueStatsCollector | None = None
 
 
-def register_collector() -> None:
-    """Serve the snapshot from this process's default registry (the API process only); idempotent."""
+def register_collector(queues: Sequence[str], scheduler_heartbeat_key: str) -> None:
+    """Serve queue health from this process's default registry (the API process only); idempotent."""
     global _collector
     if _collector is None:
-        _collector = QueueStatsCollector()
+        _collector = QueueStatsCollector(queues, scheduler_heartbeat_key)
         REGISTRY.register(_collector)

@@ -1,6 +1,7 @@
 """OpenTelemetry instrumentation of RQ: PRODUCER spans on enqueue, CONSUMER spans in the worker.
 
-Every way a job enters a queue ends in `Queue._enqueue_job` (enqueue, enqueue_many, dependents,
+The classes that call these live in `modwatch.jobs.rq_integration`. Every way a job enters a
+queue ends in `Queue._enqueue_job` (enqueue, enqueue_many, dependents,
 retries without a backoff, due jobs moved by either scheduler) or `Queue.schedule_job`
 (enqueue_at/in, retries with a backoff); both open a `send <queue>` span and put its context into
 `job.meta` before RQ saves the job, inside the caller's pipeline when there is one. The worker's
@@ -19,12 +20,9 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-import rq.scheduler
-import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
-from rq.job import Job
 
 from modwatch.telemetry.job_traces import (
     CONTEXT_KEY,
@@ -119,19 +117,6 @@ class SendSpan:
         self.span.end()
 
 
-class TracingQueueMixin:
-    """Mixed into ModwatchQueue."""
-
-    def _enqueue_job(self, job: Any, pipeline: Any = None, at_front: bool = False, unique: bool = False) -> Any:
-        with SendSpan(self.name, job, "enqueue"):
-            return super()._enqueue_job(job, pipeline=pipeline, at_front=at_front, unique=unique)
-
-    def schedule_job(self, job: Any, datetime: datetime, pipeline: Any = None, unique: bool = False) -> Any:
-        run_at = datetime if datetime.tzinfo else datetime.replace(tzinfo=timezone.utc)
-        with SendSpan(self.name, job, "schedule", **{"messaging.rq.scheduled_for": run_at.isoformat()}):
-            return super().schedule_job(job, datetime, pipeline=pipeline, unique=unique)
-
-
 class TracingSchedulerMixin:
     """Mixed into rq-scheduler's Scheduler: registering a job records the context its runs link to."""
 
@@ -154,15 +139,6 @@ class TracingSchedulerMixin:
             return super().schedule(scheduled_time, func, *args, **kwargs)
 
 
-class TracedJob(Job):
-    """The worker's job class: starting an execution also saves `meta`, where the worker has just
-    recorded the attempt's trace id, in the same pipeline as RQ's own bookkeeping."""
-
-    def prepare_for_execution(self, worker_name: str, pipeline: Any) -> None:
-        super().prepare_for_execution(worker_name, pipeline)
-        pipeline.hset(self.key, "meta", self.serializer.dumps(self.meta))
-
-
 def start_attempt_span(worker_name: str, job: Any, queue: Any) -> trace.Span:
     """The `process <queue>` span of one attempt, started in the worker process and not made current."""
     parent, _ = _span_context(job.meta.get(CONTEXT_KEY))
@@ -174,7 +150,7 @@ def start_attempt_span(worker_name: str, job: Any, queue: Any) -> trace.Span:
     span = tracer.start_span(f"process {queue.name}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes)
     trace_id = trace_id_of(span)
     if trace_id:  # none when the SDK is disabled
-        # Saved with RQ's start of execution (TracedJob.prepare_for_execution).
+        # Saved with RQ's start of execution (rq_integration.ModwatchJob.prepare_for_execution).
         span.set_attribute("messaging.rq.attempt", record_execution(job, trace_id))
     return span
 
@@ -205,60 +181,3 @@ def end_attempt_span(span: Any, horse_state: dict[str, Any] | None, failure: str
         span.set_attribute("error.type", "WorkHorseTerminated")
         span.set_status(Status(StatusCode.ERROR, failure[:200]))
     span.end(end_time)
-
-
-class TracingWorkerMixin:
-    """Mixed into the worker classes, before JobMetricsWorkerMixin: one `process <queue>` span per attempt.
-
-    The span starts and ends in the worker process, around RQ's execute_job: a work horse only
-    makes it current while it runs the job, so the job's own spans, logs and recorded exceptions
-    belong to it, and reports its end state (`span_state`, in the horse's report that
-    `JobMetricsWorkerMixin` sends). Starting it in the horse would cost milliseconds per job in
-    copied memory, and a horse killed from outside would take its span with it; here it ends
-    with the failure RQ records. Other spans a horse makes reach the exporter through its worker
-    (`tracing.SpanRelay`). The worker's `job_class` must be `TracedJob`, which saves the trace id.
-    """
-
-    job_class = TracedJob
-    _attempt_span: Any = None
-
-    def execute_job(self, job: Any, queue: Any) -> None:
-        self._attempt_span = start_attempt_span(self.name, job, queue)  # type: ignore[attr-defined]
-        try:
-            super().execute_job(job, queue)  # type: ignore[misc]
-        finally:
-            report = self._attempt_report  # type: ignore[attr-defined]  # set by JobMetricsWorkerMixin
-            end_attempt_span(self._attempt_span, (report or {}).get("span"), self._attempt_failure)  # type: ignore[attr-defined]
-            self._attempt_span = None
-
-    def perform_job(self, job: Any, queue: Any) -> bool:
-        span = self._attempt_span or trace.INVALID_SPAN
-        # The job's own exceptions never get here: RQ catches them and calls handle_exception.
-        context = {"job_id": job.id, "queue": queue.name}
-        if request_id := job.meta.get(REQUEST_ID_KEY):  # jobs not enqueued by a request have none
-            context["request_id"] = request_id
-        with trace.use_span(span, end_on_exit=False), structlog.contextvars.bound_contextvars(**context):
-            return super().perform_job(job, queue)  # type: ignore[misc]
-
-    def report(self, job: Any) -> dict[str, Any]:
-        report = super().report(job)  # type: ignore[misc]
-        if self.is_horse and self._attempt_span is not None and self._attempt_span.is_recording():  # type: ignore[attr-defined]
-            report["span"] = span_state(self._attempt_span)
-        return report
-
-    def handle_exception(self, job: Any, *exc_info: Any) -> Any:
-        # Called by RQ inside perform_job, while the attempt's span is current.
-        span = trace.get_current_span()
-        exc_type, exc_value = exc_info[0], exc_info[1]
-        if exc_value is not None:
-            span.record_exception(exc_value)
-        span.set_attribute("error.type", f"{exc_type.__module__}.{exc_type.__qualname__}" if exc_type else "unknown")
-        span.set_status(Status(StatusCode.ERROR, str(exc_value)[:200] if exc_value is not None else None))
-        return super().handle_exception(job, *exc_info)
-
-    def _start_scheduler(self, *args: Any, **kwargs: Any) -> Any:
-        # RQ's scheduler moves due jobs (backoff retries, enqueue_in/at) through the `Queue` name of
-        # its own module; pointing that at our queue class gives every such move its `send` span.
-        # Set before the scheduler process forks, and only in the worker process.
-        rq.scheduler.Queue = self.queue_class
-        return super()._start_scheduler(*args, **kwargs)

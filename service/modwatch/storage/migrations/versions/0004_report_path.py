@@ -1,16 +1,16 @@
 """Report path: waiting (not_before), in-doubt lookups, held evidence, resolution, operator filing;
 at most one open report per account.
 
-Revision ID: 0003_report_path
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-06
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_report_path"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,219 @@
+"""Waves: many young accounts posting the same thing at once, which no single account shows.
+
+Each post of a young account is reduced to fingerprints:
+
+- `text`: the text with mentions removed, links reduced to their domain, numbers and whitespace
+  normalised, as MinHash bands over character 4-grams: two texts that differ in a few words (or
+  only in whom they mention) share a band with high probability, unrelated ones almost never;
+- `link_domain`: each linked domain that is not on the allow list (popular sites everyone links);
+- `invite`: each invite link (Discord, Telegram, WhatsApp, LINE groups), exactly;
+- `media`: each image's blurhash, exactly (the same picture uploaded again).
+
+A fingerprint seen from `min_accounts` distinct accounts within the window is a wave. The index
+lives in Redis (`RedisWaves`) so every worker sees every post: one sorted set per fingerprint,
+account id -> time seen, trimmed to the window and to `MAX_MEMBERS`, expiring with the window, so
+memory stays proportional to the young accounts' posts of one window. `MemoryWaves` is the same
+index in a dict, for `modwatch eval` and tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable, NamedTuple, Protocol
+from urllib.parse import urlsplit
+
+from modwatch.moderation.detectors import Material, Post, WaveMatch
+from modwatch.moderation.domains import covered
+from modwatch.moderation.text import domain_of
+
+KEY_PREFIX = "modwatch:wave:"
+ACTIVE_KEY = "modwatch:waves:active"
+MAX_MEMBERS = 200  # accounts remembered per fingerprint: enough to call it a wave many times over
+MIN_TEXT_CHARS = 16  # "hi", "thanks!" are what everybody writes
+SHINGLE = 4
+BANDS, ROWS = 5, 4  # P(share a band) = 1-(1-s^4)^5: 0.93 at similarity 0.8, 0.12 at 0.4
+_MERSENNE = (1 << 61) - 1
+_SEEDS = [(int.from_bytes(hashlib.blake2b(f"a{i}".encode(), digest_size=8).digest(), "big") % _MERSENNE | 1,
+           int.from_bytes(hashlib.blake2b(f"b{i}".encode(), digest_size=8).digest(), "big") % _MERSENNE)
+          for i in range(BANDS * ROWS)]
+
+_MENTION = re.compile(r"(?<![\w/])@[\w.-]+(?:@[\w.-]+)?")
+_URL = re.compile(r"https?://\S+")
+_DIGITS = re.compile(r"\d+")
+_NOT_WORD = re.compile(r"[^\w]+")
+INVITE_HOSTS = {"discord.gg": "", "discord.com": "/invite/", "discordapp.com": "/invite/", "t.me": "/", "telegram.me": "/",
+                "chat.whatsapp.com": "", "line.me": "/ti/"}
+
+
+class Fingerprint(NamedTuple):
+    kind: str
+    key: str
+    status_id: str | None
+    sample: str
+
+
+def normalised_text(text: str) -> str:
+    """What stays the same across a wave's posts: mentions dropped, links as their domain, digits as 0."""
+    text = _URL.sub(lambda match: f" {domain_of(match.group()) or ''} ", text)
+    text = _MENTION.sub(" ", text)
+    text = _DIGITS.sub("0", text.casefold())
+    return " ".join(_NOT_WORD.sub(" ", text).split())
+
+
+def _minhash_bands(text: str) -> list[str]:
+    shingles = {text[i:i + SHINGLE] for i in range(max(1, len(text) - SHINGLE + 1))}
+    hashed = [struct.unpack("<Q", hashlib.blake2b(s.encode(), digest_size=8).digest())[0] for s in shingles]
+    mins = [min((a * h + b) % _MERSENNE for h in hashed) for a, b in _SEEDS]
+    return [f"{band}:" + hashlib.blake2b(repr(mins[band * ROWS:(band + 1) * ROWS]).encode(), digest_size=8).hexdigest()
+            for band in range(BANDS)]
+
+
+def invite_of(url: str) -> str | None:
+    """`host/path` of a group invite link, or None."""
+    host = domain_of(url)
+    if host not in INVITE_HOSTS:
+        return None
+    path = urlsplit(url).path.rstrip("/")
+    prefix = INVITE_HOSTS[host]
+    if prefix and not path.startswith(prefix):
+        return None
+    if host in ("t.me", "telegram.me") and not (path.startswith("/+") or path.startswith("/joinchat")):
+        return None  # a public channel or a person, not an invite
+    return f"{host}{path}" if len(path) > 1 else None
+
+
+def fingerprints(post: Post, allowed_domains: frozenset[str] = frozenset()) -> list[Fingerprint]:
+    found = []
+    text = normalised_text(post.text)
+    # Replies are left out of text waves: "thanks for the welcome!" is what every newcomer answers.
+    if len(text) >= MIN_TEXT_CHARS and not post.reply_to_account:
+        found += [Fingerprint("text", band, post.id, text[:80]) for band in _minhash_bands(text)]
+    for url in post.links:
+        invite = invite_of(url)
+        if invite:
+            found.append(Fingerprint("invite", invite, post.id, invite))
+            continue
+        domain = domain_of(url)
+        if domain and not covered(domain, allowed_domains):
+            found.append(Fingerprint("link_domain", domain, post.id, domain))
+    for item in post.media:
+        blurhash = item.get("blurhash")
+        if item.get("type") in ("image", "gifv", "video") and isinstance(blurhash, str) and len(blurhash) >= 6:
+            found.append(Fingerprint("media", blurhash, post.id, f"the same {item.get('type')}"))
+    return list({(fp.kind, fp.key): fp for fp in found}.values())  # once per post
+
+
+class WaveIndex(Protocol):
+    def observe(self, account_id: str, keys: list[str], at: float, window: int, record: bool) -> dict[str, tuple[int, list[str]]]:
+        """Add `account_id` to each fingerprint key (unless not `record`); per key, the distinct accounts
+        within the window and, when this observation made it reach its size now, the others."""
+
+
+@dataclass
+class Observed:
+    matches: tuple[WaveMatch, ...]
+    # Accounts already in a wave that this observation completed: they deserve a second look.
+    earlier_members: tuple[str, ...]
+    active_keys: tuple[str, ...]
+
+
+def observe(index: WaveIndex, account_id: str, material: Material, now: datetime, min_accounts: int, window: int,
+            kinds: Iterable[str], allowed_domains: frozenset[str] = frozenset(), record: bool = True) -> Observed:
+    """Fingerprint the account's posts, record them, and say which are part of a wave."""
+    prints = [fp for post in material.posts for fp in fingerprints(post, allowed_domains) if fp.kind in set(kinds)]
+    if not prints:
+        return Observed((), (), ())
+    keys = list(dict.fromkeys(f"{fp.kind}:{fp.key}" for fp in prints))
+    counts = index.observe(account_id, keys, now.timestamp(), window, record)
+    best: dict[tuple[str, str | None], WaveMatch] = {}
+    earlier: dict[str, None] = {}
+    active = []
+    for fp in prints:
+        size, newly = counts.get(f"{fp.kind}:{fp.key}", (0, []))
+        if size >= min_accounts:
+            active.append(f"{fp.kind}:{fp.key}")
+            if size == min_accounts:  # this account completed the wave: the others were scored without it
+                earlier.update(dict.fromkeys(member for member in newly if member != account_id))
+            match = WaveMatch(fp.kind, fp.status_id, size, fp.sample)
+            current = best.get((fp.kind, fp.status_id))
+            if current is None or current.accounts < size:
+                best[(fp.kind, fp.status_id)] = match
+    return Observed(tuple(best.values()), tuple(earlier), tuple(dict.fromkeys(active)))
+
+
+class MemoryWaves:
+    """The index in a dict: for `modwatch eval` and tests."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, dict[str, float]] = {}
+
+    def observe(self, account_id: str, keys: list[str], at: float, window: int, record: bool) -> dict[str, tuple[int, list[str]]]:
+        out = {}
+        for key in keys:
+            members = self.members.setdefault(key, {})
+            for member, seen in list(members.items()):
+                if seen < at - window:
+                    del members[member]
+            before = len(members)
+            if record and account_id not in members:
+                members[account_id] = at
+            out[key] = (len(members), list(members) if len(members) > before else [])
+        return out
+
+
+class RedisWaves:
+    """The index in Redis, shared by every worker; see the module docstring for its bounds."""
+
+    def __init__(self, connection) -> None:
+        self.connection = connection
+
+    def observe(self, account_id: str, keys: list[str], at: float, window: int, record: bool) -> dict[str, tuple[int, list[str]]]:
+        with self.connection.pipeline(transaction=False) as pipe:
+            for key in keys:
+                name = KEY_PREFIX + key
+                pipe.zremrangebyscore(name, "-inf", at - window)
+                if record:
+                    pipe.zadd(name, {account_id: at}, nx=True)
+                    pipe.zremrangebyrank(name, 0, -(MAX_MEMBERS + 1))
+                    pipe.expire(name, window)
+                pipe.zcard(name)
+            replies = pipe.execute()
+        step = 5 if record else 2
+        out: dict[str, tuple[int, list[str]]] = {}
+        grown = []
+        for index, key in enumerate(keys):
+            reply = replies[index * step:(index + 1) * step]
+            size, added = reply[-1], bool(reply[1]) if record else False
+            out[key] = (size, [])
+            if added:
+                grown.append(key)
+        return self._members_of_new_waves(out, grown, window, at)
+
+    def _members_of_new_waves(self, out: dict[str, tuple[int, list[str]]], grown: list[str], window: int,
+                              at: float) -> dict[str, tuple[int, list[str]]]:
+        # Who is in a fingerprint is read only when this account was just added to it; the caller
+        # decides from the size whether that made a wave now.
+        if not grown:
+            return out
+        with self.connection.pipeline(transaction=False) as pipe:
+            for key in grown:
+                pipe.zrange(KEY_PREFIX + key, 0, -1)
+            for key, members in zip(grown, pipe.execute()):
+                out[key] = (out[key][0], [member.decode() for member in members])
+        return out
+
+
+def mark_active(connection, keys: Iterable[str], at: float, window: int) -> int:
+    """Remember the fingerprints now forming waves (for the active-waves gauge); how many are active."""
+    keys = list(keys)
+    with connection.pipeline(transaction=False) as pipe:
+        if keys:
+            pipe.zadd(ACTIVE_KEY, {key: at for key in keys})
+        pipe.zremrangebyscore(ACTIVE_KEY, "-inf", at - window)
+        pipe.zcard(ACTIVE_KEY)
+        pipe.expire(ACTIVE_KEY, window)
+        return pipe.execute()[-2]
