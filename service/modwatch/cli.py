@@ -35,10 +35,25 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = _start("api")
     upgrade_database()
+    note_runtime_switches(settings)
     app = create_app(settings)
     freeze_heap()
     serve(app, settings, args.host, args.port)
     return 0
+
+
+def note_runtime_switches(settings: Settings) -> None:
+    """Audit a changed environment value and say which runtime overrides are in force; Redis down
+    at start is no reason not to serve (the API answers 503 until it is back)."""
+    import redis
+    import structlog
+
+    from modwatch.moderation import runtime
+
+    try:
+        runtime.note_environment(settings)
+    except redis.RedisError as exc:
+        structlog.get_logger("modwatch.api").warning("runtime_switches_unchecked", error=type(exc).__name__)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

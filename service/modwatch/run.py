@@ -24,7 +24,8 @@ import httpx
 import redis
 
 from modwatch.send_webhook import remove_run_file, write_run_file
-from modwatch.settings import ConfigError, load_settings
+from modwatch.settings import ConfigError, Settings, load_settings
+from modwatch.telemetry.tracing import ENDPOINT_VARIABLES, export_configured
 
 STOP_GRACE_SECONDS = 10
 PR_SET_PDEATHSIG = 1
@@ -177,6 +178,7 @@ def run_all(args: argparse.Namespace) -> int:
             secret_note = f"{env['WEBHOOK_SECRET']}  (generated; set WEBHOOK_SECRET to choose it)"
         else:
             secret_note = "from WEBHOOK_SECRET (environment or .env)"
+        traces_note = _trace_destination(settings, env, f"http://{args.host}:{args.port}")
         webhook_url = f"http://{args.host}:{args.port}/webhooks/mastodon_events"
         if settings.instance_base is None:
             token = secrets.token_urlsafe(24)
@@ -197,7 +199,7 @@ def run_all(args: argparse.Namespace) -> int:
         _wait_ready(f"http://{args.host}:{args.port}/readyz", children)
         write_run_file(f"http://{args.host}:{args.port}", env["WEBHOOK_SECRET"], api_key,
                        env.get("INSTANCE_BASE") or settings.instance_base)
-        print(_banner(args, api_key, secret_note, notes), flush=True)
+        print(_banner(args, api_key, secret_note, [traces_note, *notes]), flush=True)
         while not stopping:
             ended = children.exited()
             if ended:
@@ -208,6 +210,21 @@ def run_all(args: argparse.Namespace) -> int:
     finally:
         remove_run_file()
         children.stop()
+
+
+def _trace_destination(settings: Settings, env: dict[str, str], base: str) -> str:
+    """Where the children's spans go, for the banner: an OTLP endpoint, else (unless TRACE_URL_TEMPLATE names a
+    backend) the local store in Redis, exported every half second so a finished job's trace is there at once."""
+    if export_configured():
+        endpoint = next(env[name] for name in ENDPOINT_VARIABLES if env.get(name))
+        return f"traces                OTLP to {endpoint}; links: TRACE_URL_TEMPLATE"
+    if "trace_url_template" in settings.model_fields_set or "local_traces" in settings.model_fields_set:
+        if settings.local_traces:
+            return f"traces                kept 1 h in Redis: {base}/jobs/jobs/<job id>/trace"
+        return "traces                not exported (no OTLP endpoint); links: TRACE_URL_TEMPLATE"
+    env["LOCAL_TRACES"] = "true"
+    env.setdefault("OTEL_BSP_SCHEDULE_DELAY", "500")
+    return f"traces                kept 1 h in Redis: {base}/jobs/jobs/<job id>/trace (JSON, or a waterfall in a browser)"
 
 
 def _command() -> str:

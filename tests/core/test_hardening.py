@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-import time
 
 import pytest
 import redis
@@ -95,3 +95,89 @@ def test_requeue_of_a_stopped_job_puts_it_back(client, auth):
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "queued" and get_queue("moderation").get_job_ids() == [job.id]
     assert job.id not in get_queue("moderation").failed_job_registry.get_job_ids()
+
+
+def _read_only(url: str) -> str:
+    if url.startswith("sqlite:///"):
+        return f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+    return url + "?options=-c%20default_transaction_read_only%3Don"  # as a hot standby answers
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_readyz_fails_when_the_database_answers_but_refuses_writes(core_env, monkeypatch, backend):
+    from fastapi.testclient import TestClient
+
+    from isolation import TEST_POSTGRES, reset_caches
+    from modwatch.api.app import create_app
+    from modwatch.storage.db import upgrade_database
+
+    if backend == "postgresql":
+        monkeypatch.setenv("DATABASE_URL", TEST_POSTGRES)
+        reset_caches()
+        upgrade_database()
+    url = os.environ["DATABASE_URL"]
+    with TestClient(create_app()) as client:
+        assert client.get("/readyz").json() == {"status": "ok", "checks": {"redis": "ok", "database": "ok"}}
+        monkeypatch.setenv("DATABASE_URL", _read_only(url))
+        reset_caches()
+        answer = client.get("/readyz")
+        assert answer.status_code == 503
+        assert answer.json()["checks"]["redis"] == "ok" and answer.json()["checks"]["database"].startswith("error")
+        monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/1")
+        reset_caches()
+        assert client.get("/readyz").json()["checks"]["redis"].startswith("error")
+
+
+def test_runtime_switch_changes_are_audited_and_show_their_source(client, auth):
+    import hashlib
+
+    from core.support import API_KEY
+
+    fingerprint = "key:" + hashlib.sha256(API_KEY.encode()).hexdigest()[:12]
+    before = client.get("/moderation/settings", headers=auth).json()
+    assert before["sources"] == {"dry_run": {"source": "env"}, "panic_stop": {"source": "env"},
+                                 "report_threshold": {"source": "rules_file"}}
+    assert before["changes"] == []
+    after = client.post("/moderation/settings", json={"dry_run": False, "report_threshold": 4.5}, headers=auth).json()
+    assert after["sources"]["dry_run"]["source"] == "runtime" and after["sources"]["dry_run"]["by"] == fingerprint
+    assert after["sources"]["report_threshold"]["since"] and after["sources"]["panic_stop"] == {"source": "env"}
+    assert {(c["by"], c["change"]) for c in after["changes"]} == {
+        (fingerprint, "dry_run: true -> false"), (fingerprint, "report_threshold: unset -> 4.5")}
+    assert all(c["at"] for c in after["changes"])
+    cleared = client.post("/moderation/settings", json={"report_threshold": None}, headers=auth).json()
+    assert cleared["sources"]["report_threshold"] == {"source": "rules_file"}
+    assert cleared["changes"][0]["change"] == "report_threshold: 4.5 -> unset"
+    assert API_KEY not in json.dumps(cleared)
+
+
+def test_a_restart_with_a_new_environment_is_audited_and_overrides_are_announced(core_env, tmp_path):
+    """Overrides stay in Redis across restarts: the API says so at start, and an env value that changed is audited."""
+    from core.support import API_KEY
+    from faults.support import modwatch, stop
+    from isolation import free_port, wait_http
+
+    def start(dry_run: str) -> str:
+        port, log = free_port(), tmp_path / f"api-{dry_run}.log"
+        process = modwatch("api", "--port", str(port), env={**subprocess_env(), "DRY_RUN": dry_run}, log=log)
+        try:
+            wait_http(f"http://127.0.0.1:{port}/livez", process)
+            if dry_run == "true":
+                import httpx
+
+                httpx.post(f"http://127.0.0.1:{port}/moderation/settings", json={"panic_stop": True},
+                           headers={"X-API-Key": API_KEY}, timeout=30).raise_for_status()
+        finally:
+            stop(process)
+        return log.read_text()
+
+    start("true")
+    second = start("false")
+    [announced] = [line for line in map(json.loads, second.splitlines()) if line["event"] == "runtime_overrides_in_force"]
+    assert announced["overrides"] == {"panic_stop": "1"} and announced["set"]["panic_stop"]["by"].startswith("key:")
+    from modwatch.storage.db import session_scope
+    from modwatch.storage.models import AuditEntry
+
+    with session_scope() as session:
+        entries = [(e.source, e.reason) for e in session.query(AuditEntry).order_by(AuditEntry.id)]
+    assert ("env", "dry_run: true -> false") in entries
+    assert entries[0][1] == "panic_stop: false -> true" and entries[0][0].startswith("key:")

@@ -97,7 +97,7 @@ def test_requeue_failed_job_but_not_finished(client, auth):
 def test_triggerable_jobs_are_listed_with_their_argument_schema(client, auth):
     listed = {item["task_name"]: item for item in client.get("/jobs/trigger", headers=auth).json()}
     assert set(listed) == {"poll_admin_accounts", "poll_admin_accounts_local", "record_queue_stats",
-                           "analyze_and_maybe_report"}
+                           "analyze_and_maybe_report", "sync_report_outcomes"}
     assert listed["analyze_and_maybe_report"]["arguments"]["required"] == ["account_id"]
     assert listed["record_queue_stats"]["queue"] == "monitoring"
 

@@ -9,6 +9,7 @@ import httpx
 import psutil
 import pytest
 
+from isolation import wait_for
 from modwatch.run import free_port
 
 
@@ -74,6 +75,24 @@ def test_run_with_nothing_configured_starts_everything_and_stops_cleanly(fresh_d
                          sent.stdout, re.MULTILINE), sent.stdout
         assert re.search(r"^job wh-status_created-\d+: finished$", sent.stdout, re.MULTILINE), sent.stdout
         assert "'outcome': 'analysed'" in sent.stdout  # a post of the simulator: its author exists
+        # No trace backend configured: the job's trace is kept locally and shown by the API.
+        assert "traces                kept 1 h in Redis" in text
+        job_id = re.search(r"^job (wh-status_created-\d+): finished$", sent.stdout, re.MULTILINE).group(1)
+        trace_url = f"{base}/jobs/jobs/{job_id}/trace"
+
+        def spans_of_both_processes():
+            traces = httpx.get(trace_url, headers={"X-API-Key": api_key}).json()["traces"]
+            spans = [(span["service"], span["kind"], span["name"]) for trace in traces for span in trace["spans"]]
+            return spans if {"modwatch-api", "modwatch-worker"} <= {service for service, _, _ in spans} else None
+
+        spans = wait_for(spans_of_both_processes, "the webhook's spans from the API and the worker", 30)
+        assert ("modwatch-api", "SERVER", "POST /webhooks/mastodon_events") in spans
+        assert ("modwatch-worker", "CONSUMER", "process webhooks") in spans
+        browser = {"Accept": "text/html,application/xhtml+xml"}
+        challenged = httpx.get(trace_url, headers=browser)
+        assert challenged.status_code == 401 and challenged.headers["WWW-Authenticate"] == 'Basic realm="modwatch"'
+        page = httpx.get(trace_url, headers=browser, auth=("admin", api_key))
+        assert page.headers["content-type"].startswith("text/html") and "process webhooks" in page.text
         forged = send_webhook(fresh_dir, "--secret", secret[::-1])
         assert forged.returncode == 1 and "answered 401" in forged.stdout
         children = psutil.Process(run.pid).children(recursive=True)

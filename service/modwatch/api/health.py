@@ -12,7 +12,7 @@ from prometheus_client.exposition import choose_encoder
 from modwatch.connection import get_redis
 from modwatch.jobs.queues import PRIORITY
 from modwatch.jobs.scheduler import HEARTBEAT_KEY
-from modwatch.storage.db import ping_database
+from modwatch.storage.db import check_database_writable
 from modwatch.telemetry import queue_stats
 
 router = APIRouter(tags=["health"])
@@ -26,9 +26,9 @@ def livez() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "Redis or the database is unreachable"}})
+@router.get("/readyz", responses={503: {"description": "Redis does not answer or the database refuses a write"}})
 def readyz() -> Any:
-    """Ready when Redis and the database both answer."""
+    """Ready when Redis answers a PING and the database accepts a write (docs/oncall.md, probes)."""
     checks: dict[str, str] = {}
     try:
         get_redis().ping()
@@ -36,7 +36,7 @@ def readyz() -> Any:
     except Exception as exc:  # any failure means not ready; the reason is reported
         checks["redis"] = f"error: {type(exc).__name__}"
     try:
-        ping_database()
+        check_database_writable()
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"

@@ -11,11 +11,11 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 
-from modwatch.api.deps import MAX_OFFSET, require_api_key, settings_dependency
+from modwatch.api.deps import MAX_OFFSET, key_fingerprint, require_api_key, settings_dependency
 from modwatch.api.strictjson import StrictJSONRoute
 from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import enqueue
-from modwatch.moderation import analysis, reports, runtime
+from modwatch.moderation import analysis, outcomes, reports, runtime
 from modwatch.moderation.engine import RulesError
 from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
@@ -199,7 +199,7 @@ def evaluate(request: EvaluateRequest, settings: Settings = Depends(settings_dep
     """Score a posted account and its statuses with the active rules, without recording or filing."""
     scored = _rules_or_503(lambda: analysis.score(
         request.account.model_dump(exclude_none=True), [s.model_dump(exclude_none=True) for s in request.statuses],
-        settings, runtime.current(settings)))
+        settings, runtime.current(settings), record=False))
     analysis.ACCOUNTS_SCANNED.labels(source="evaluate").inc()
     return {**scored.analysis.as_dict(), "threshold": scored.threshold, "would_report": scored.reportable,
             "rules_hash": scored.rules_hash}
@@ -213,31 +213,53 @@ class SettingsChange(BaseModel):
     report_threshold: float | None = Field(None, gt=0, description="null removes the runtime override")
 
 
+SETTINGS_HISTORY = 20
+
+
 def settings_view(settings: Settings) -> dict[str, Any]:
     switches = runtime.current(settings)
     rules_threshold = _rules_or_503(lambda: analysis.current_rules(settings)).report_threshold
+    overrides = runtime.overrides_meta()
+    default_sources = {"dry_run": "env", "panic_stop": "env",
+                       "report_threshold": "rules_file" if rules_threshold is not None else "env"}
+    with session_scope() as session:
+        history = session.scalars(select(AuditEntry).where(AuditEntry.decision == runtime.AUDIT_DECISION)
+                                  .order_by(AuditEntry.id.desc()).limit(SETTINGS_HISTORY)).all()
+        changes = [{"at": _iso(entry.at), "by": entry.source, "change": entry.reason} for entry in history]
     return {
         **switches.as_dict(),
         "effective_report_threshold": runtime.report_threshold(switches, rules_threshold, settings),
         "defaults": {"dry_run": settings.dry_run, "panic_stop": settings.panic_stop,
                      "report_threshold": rules_threshold if rules_threshold is not None else settings.report_threshold},
+        # Where each value in force comes from: a runtime override (since when, set by whom), or its default.
+        "sources": {name: {"source": "runtime", **overrides[name]} if name in overrides else {"source": default_sources[name]}
+                    for name in runtime.SWITCHES},
+        "changes": changes,
     }
 
 
 @router.get("/settings")
 def get_runtime_settings(settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
-    """DRY_RUN, PANIC_STOP and the report threshold in force, with the defaults they override."""
+    """DRY_RUN, PANIC_STOP and the report threshold in force, where each comes from, the defaults
+    they override and the latest changes."""
     return settings_view(settings)
 
 
 @router.post("/settings")
 def change_runtime_settings(change: SettingsChange, settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
-    """Toggle dry run or panic stop, or override the threshold, for every worker at once."""
+    """Toggle dry run or panic stop, or override the threshold, for every worker at once (audited)."""
     changes = change.model_dump(exclude_unset=True)
     if not changes:
         raise HTTPException(422, "give at least one of dry_run, panic_stop, report_threshold")
-    runtime.update(changes)
+    runtime.update(changes, by=key_fingerprint(settings))
     return settings_view(settings)
+
+
+@router.get("/rules/precision")
+def rules_precision() -> dict[str, Any]:
+    """Per rule, moderators' verdicts on the reports it contributed to: actioned, dismissed, and the
+    share actioned (docs/detection.md)."""
+    return {"rules": outcomes.precision()}
 
 
 @router.get("/rules")

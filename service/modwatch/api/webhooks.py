@@ -100,6 +100,21 @@ def parse_envelope(body: bytes) -> tuple[Envelope | None, str]:
     return Envelope(event=data["event"], created_at=data.get("created_at"), object=obj), ""
 
 
+def delivery_key(envelope: Envelope) -> str:
+    """What makes a delivery unique: the object id; for `*.updated`, also the envelope's `created_at`.
+
+    Mastodon serialises an event's body once and resends it byte for byte
+    (app/services/webhook_service.rb, app/workers/webhooks/delivery_worker.rb), so a redelivery
+    carries the same `created_at`, while a second edit of the same post or profile is a new event.
+    """
+    object_id = str(envelope.object["id"])
+    if envelope.event.endswith(".updated"):
+        version = envelope.created_at or envelope.object.get("edited_at") or envelope.object.get("updated_at")
+        if version:
+            return f"{object_id}@{version}"
+    return object_id
+
+
 @router.post(
     PATH,
     status_code=202,
@@ -134,9 +149,8 @@ def mastodon_events(request: Request) -> Any:
     if envelope.event not in WEBHOOK_JOBS:
         deliveries(event, "ignored_event").inc()
         return JSONResponse({"status": "ignored", "event": envelope.event}, status_code=202)
-    object_id = str(envelope.object["id"])
     try:
-        enqueued = enqueue_webhook(envelope.event, object_id, envelope.object)
+        enqueued = enqueue_webhook(envelope.event, delivery_key(envelope), envelope.object)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         return _problem(
             503, event, "unavailable", f"queue unavailable, retry later ({type(exc).__name__})",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query
-from fastapi.responses import RedirectResponse
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field, ValidationError
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
@@ -18,6 +18,7 @@ from rq.job import Job, JobStatus
 from rq.results import Result
 from rq.worker import Worker
 
+from modwatch.api import trace_page
 from modwatch.api.deps import MAX_OFFSET, require_api_key, settings_dependency
 from modwatch.api.strictjson import StrictJSONRoute
 from modwatch.connection import get_redis
@@ -28,6 +29,7 @@ from modwatch.jobs.registry import TRIGGERABLE
 from modwatch.settings import Settings
 from modwatch.telemetry.job_traces import job_trace_ids
 from modwatch.telemetry.trace_ids import current_trace_id
+from modwatch.telemetry.trace_store import TRACE_TTL_SECONDS, load_traces
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)], route_class=StrictJSONRoute)
 
@@ -110,10 +112,18 @@ def job_detail(job: Job, settings: Settings) -> dict[str, Any]:
             "exc_info": _excerpt(latest.exc_string) if latest is not None and not succeeded else None,
             "trace_id": trace_id,
             "trace_ids": traces,
-            "trace_url": settings.trace_url_template.format(trace_id=trace_id) if trace_id else None,
+            "trace_url": _trace_url(job.id, trace_id, settings),
         }
     )
     return detail
+
+
+def _trace_url(job_id: str, trace_id: str | None, settings: Settings) -> str | None:
+    if not trace_id:
+        return None
+    if settings.local_traces:
+        return f"/jobs/jobs/{job_id}/trace"  # shown by this API from its own store
+    return settings.trace_url_template.format(trace_id=trace_id)
 
 
 def _fetch(job_id: str) -> Job:
@@ -161,13 +171,25 @@ def get_job(job_id: str, settings: Settings = Depends(settings_dependency)) -> d
     return job_detail(_fetch(job_id), settings)
 
 
-@router.get("/jobs/{job_id}/trace", response_class=RedirectResponse, status_code=307)
-def open_job_trace(job_id: str, settings: Settings = Depends(settings_dependency)) -> RedirectResponse:
-    """Redirect to the job's trace in the trace backend."""
-    detail = job_detail(_fetch(job_id), settings)
-    if not detail["trace_url"]:
+@router.get("/jobs/{job_id}/trace", status_code=307, response_class=RedirectResponse, responses={
+    200: {"description": "With LOCAL_TRACES: the spans of the job's traces (creation, then each execution), "
+                         "as JSON, or as an HTML waterfall when the client accepts text/html",
+          "content": {"application/json": {}, "text/html": {}}},
+    307: {"description": "Redirect to the job's trace in the trace backend (TRACE_URL_TEMPLATE)"},
+})
+def open_job_trace(job_id: str, request: Request, settings: Settings = Depends(settings_dependency)) -> Response:
+    """The job's trace: redirected to the trace backend, or shown from the local store (LOCAL_TRACES)."""
+    job = _fetch(job_id)
+    traces = job_trace_ids(job)
+    trace_ids = list(dict.fromkeys(filter(None, [traces["created"], *traces["executions"]])))
+    if not trace_ids:
         raise HTTPException(404, f"job {job_id!r} carries no trace id")
-    return RedirectResponse(detail["trace_url"], status_code=307)
+    if not settings.local_traces:
+        return RedirectResponse(job_detail(job, settings)["trace_url"], status_code=307)
+    kept = load_traces(get_redis(), trace_ids)
+    if "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse(trace_page.render(job_id, kept))
+    return JSONResponse({"job_id": job_id, "kept_seconds": TRACE_TTL_SECONDS, "traces": kept})
 
 
 @router.post("/jobs/{job_id}/cancel", responses={409: {"description": "The job has already ended"}})

@@ -57,6 +57,10 @@ JOB_OPTIONS: dict[Callable[..., Any], JobOptions] = {
     tasks.process_new_status: _WEBHOOK,
     tasks.process_new_report: _WEBHOOK,
     tasks.process_new_account: _WEBHOOK,
+    tasks.process_status_update: _WEBHOOK,
+    tasks.process_account_update: _WEBHOOK,
+    tasks.process_report_update: _WEBHOOK,
+    tasks.sync_report_outcomes: _POLL,  # no retry: the next poll syncs again
     tasks.poll_admin_accounts: _POLL,
     tasks.poll_admin_accounts_local: _POLL,
     # Recurring too: what one run leaves waits for the next.
@@ -72,6 +76,9 @@ JOB_OPTIONS: dict[Callable[..., Any], JobOptions] = {
 
 WEBHOOK_JOBS: dict[str, Callable[..., Any]] = {
     "status.created": tasks.process_new_status,
+    "status.updated": tasks.process_status_update,
+    "account.updated": tasks.process_account_update,
+    "report.updated": tasks.process_report_update,
     "report.created": tasks.process_new_report,
     "account.created": tasks.process_new_account,
 }

@@ -38,6 +38,9 @@ TRIGGERABLE: dict[str, Triggerable] = {
         tasks.poll_admin_accounts_local, NoArguments, "Poll local admin accounts now."
     ),
     "record_queue_stats": Triggerable(tasks.record_queue_stats, NoArguments, "Collect queue statistics now."),
+    "sync_report_outcomes": Triggerable(
+        tasks.sync_report_outcomes, NoArguments, "Read moderators' verdicts on modwatch's reports now."
+    ),
     "analyze_and_maybe_report": Triggerable(
         tasks.analyze_and_maybe_report, AnalyzeAccountArguments, "Analyse one account; report it if it scores."
     ),

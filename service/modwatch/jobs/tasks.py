@@ -50,8 +50,18 @@ def _dispatch(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def process_new_status(status: dict[str, Any]) -> dict[str, Any]:
-    """Webhook `status.created`: analyse the author with its recent statuses."""
-    return _dispatch(flows.handle_new_status(status))
+    """Webhook `status.created`: analyse the delivered post with the author's other delivered posts."""
+    return _dispatch(flows.handle_status(status))
+
+
+def process_status_update(status: dict[str, Any]) -> dict[str, Any]:
+    """Webhook `status.updated`: analyse the post as edited."""
+    return _dispatch(flows.handle_status(status))
+
+
+def process_account_update(admin_account: dict[str, Any]) -> dict[str, Any]:
+    """Webhook `account.updated`: analyse the profile as edited."""
+    return _dispatch(flows.handle_account(admin_account))
 
 
 def process_new_report(report: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +71,17 @@ def process_new_report(report: dict[str, Any]) -> dict[str, Any]:
 
 def process_new_account(admin_account: dict[str, Any]) -> dict[str, Any]:
     """Webhook `account.created`: analyse a new local account."""
-    return _dispatch(flows.handle_new_account(admin_account))
+    return _dispatch(flows.handle_account(admin_account))
+
+
+def process_report_update(report: dict[str, Any]) -> dict[str, Any]:
+    """Webhook `report.updated`: a moderator's verdict on one of modwatch's reports, counted per rule."""
+    return flows.handle_report_update(report)
+
+
+def sync_report_outcomes() -> dict[str, Any]:
+    """Verdicts of recently resolved reports (one admin API request); polls also run it every REPORT_OUTCOMES_INTERVAL."""
+    return _run_exclusively("sync_report_outcomes", lambda: flows.sync_report_outcomes())
 
 
 def poll_admin_accounts() -> dict[str, Any]:

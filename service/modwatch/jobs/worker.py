@@ -14,6 +14,7 @@ import redis
 import structlog
 from prometheus_client import start_http_server
 from rq import Worker
+from rq.worker import BaseWorker
 
 from modwatch.jobs.queues import PRIORITY, get_queue
 from modwatch.jobs.rq_integration import ModwatchQueue, ModwatchSimpleWorker, ModwatchWorker
@@ -26,7 +27,7 @@ log = structlog.get_logger(__name__)
 HEALTHY_HEARTBEAT_SECONDS = 60
 
 
-def build_worker(connection: redis.Redis, queue_names: Sequence[str] = (), simple: bool = False) -> Worker:
+def build_worker(connection: redis.Redis, queue_names: Sequence[str] = (), simple: bool = False) -> BaseWorker:
     names = list(queue_names) or list(PRIORITY)
     worker_class = ModwatchSimpleWorker if simple else ModwatchWorker
     return worker_class([get_queue(name) for name in names], connection=connection, queue_class=ModwatchQueue)

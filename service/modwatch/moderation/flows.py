@@ -13,6 +13,7 @@ is recorded and given up.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any, Callable
 
@@ -20,8 +21,8 @@ import structlog
 
 from modwatch.connection import get_redis
 from modwatch.mastodon.client import MastodonClient
-from modwatch.mastodon.errors import ForbiddenError, GoneError, RateLimitedError
-from modwatch.moderation import analysis, polling, ratelimit, reports, runtime
+from modwatch.mastodon.errors import ForbiddenError, GoneError, MastodonError, RateLimitedError
+from modwatch.moderation import analysis, outcomes, polling, ratelimit, recent, reports, runtime
 from modwatch.moderation.followups import FollowUp, Sink, attach
 from modwatch.settings import Settings, get_settings
 
@@ -45,7 +46,7 @@ def poll_accounts(origin: str, submit: Sink) -> dict[str, Any]:
     client = client_for(settings)
     source = polling.source_of(origin)
     try:
-        return polling.poll(origin, client, settings, submit)
+        result = polling.poll(origin, client, settings, submit)
     except RateLimitedError as exc:
         ratelimit.exhausted(client.ratelimit, exc.reset_at)
         return {"outcome": "rate_limited", "origin": origin, "reset_at": exc.reset_at.isoformat()}
@@ -53,6 +54,11 @@ def poll_accounts(origin: str, submit: Sink) -> dict[str, Any]:
         return {**_forbidden(exc, None, source), "origin": origin}
     finally:
         ratelimit.observe_answers(client)
+    if result.get("outcome") == "polled" and outcomes.due(settings.report_outcomes_interval):
+        # Moderators' verdicts ride on the polls (one request per REPORT_OUTCOMES_INTERVAL, whichever
+        # origin's poll comes first) rather than on a schedule of their own; they never fail a poll.
+        result["verdicts"] = sync_report_outcomes(client)
+    return result
 
 
 def file_pending_reports() -> dict[str, Any]:
@@ -61,17 +67,23 @@ def file_pending_reports() -> dict[str, Any]:
     if runtime.current(settings).panic_stop:
         return {"outcome": "skipped", "reason": "PANIC_STOP is on"}
     results = reports.file_due(client_for(settings), settings)
-    outcomes: dict[str, int] = {}
+    counts: dict[str, int] = {}
     for item in results:
-        outcomes[item["outcome"]] = outcomes.get(item["outcome"], 0) + 1
-    return {"outcome": "done", "reports": outcomes}
+        counts[item["outcome"]] = counts.get(item["outcome"], 0) + 1
+    return {"outcome": "done", "reports": counts}
 
 
 def analyze_and_maybe_report(account_id: str, source: str) -> dict[str, Any]:
+    """Fetch an account's public posts and analyse them with the posts Mastodon delivered to us
+    (`recent`: its direct and followers-only posts are not in what the API returns)."""
     settings = get_settings()
     client = client_for(settings)
-    return _guarded(account_id, source, client, lambda: decide(*analysis.fetch_account_and_statuses(client, account_id),
-                                                        source=source, client=client, settings=settings))
+
+    def work() -> dict[str, Any]:
+        account, statuses = analysis.fetch_account_and_statuses(client, account_id)
+        return decide(account, recent.merged(recent.recall(account_id), statuses), source, client, settings)
+
+    return _guarded(account_id, source, client, work)
 
 
 def analyse_payload(account: dict[str, Any], statuses: list[dict[str, Any]], source: str,
@@ -84,12 +96,45 @@ def analyse_payload(account: dict[str, Any], statuses: list[dict[str, Any]], sou
     return decide(analysis.public_account(account), statuses, source, None, settings)
 
 
-def handle_new_status(status: dict[str, Any]) -> dict[str, Any]:
-    return _analyse_embedded(status.get("account"), "status.account")
+def handle_status(status: dict[str, Any]) -> dict[str, Any]:
+    """`status.created` and `status.updated`: the delivered post (any visibility, as edited) with the
+    author's other posts delivered before; Mastodon is asked for more only when that cannot decide."""
+    author = status.get("account")
+    if not isinstance(author, dict) or not str(author.get("id", "")).isdigit() or not str(status.get("id", "")).isdigit():
+        return {"outcome": "skipped", "reason": "status.account is missing or has no numeric id"}
+    recent.remember(status)
+    return _analyse_delivered(author, recent.recall(str(author["id"])))
 
 
-def handle_new_account(admin_account: dict[str, Any]) -> dict[str, Any]:
-    return _analyse_embedded(admin_account.get("account"), "admin_account.account")
+def handle_account(admin_account: dict[str, Any]) -> dict[str, Any]:
+    """`account.created` and `account.updated` (an Admin::Account): the profile as delivered, with the
+    posts delivered before (spam added to a bio or profile fields by an edit is seen here)."""
+    account = admin_account.get("account")
+    if not isinstance(account, dict) or not str(account.get("id", "")).isdigit():
+        return {"outcome": "skipped", "reason": "admin_account.account is missing or has no numeric id"}
+    return _analyse_delivered(account, recent.recall(str(account["id"])))
+
+
+# A delivered analysis this close below the threshold, for an account that has posted more than was
+# delivered, is worth one request for its public posts: they may decide it.
+UNDECIDED_MARGIN = 5
+
+
+def _analyse_delivered(account: dict[str, Any], statuses: list[dict[str, Any]]) -> dict[str, Any]:
+    settings = get_settings()
+    scored = analysis.score(account, statuses, settings, runtime.current(settings))
+    posted = account.get("statuses_count") if isinstance(account.get("statuses_count"), int) else 0
+    if scored.reportable or scored.analysis.score < scored.threshold - UNDECIDED_MARGIN or posted <= len(statuses):
+        return decide(account, statuses, "webhook", None, settings, scored=scored)
+    client = client_for(settings)
+    account_id = str(account["id"])
+
+    def work() -> dict[str, Any]:
+        fetched = client.account_statuses(account_id, limit=analysis.RECENT_STATUSES)
+        fresh = fetched[0].get("account") if fetched and isinstance(fetched[0].get("account"), dict) else account
+        return decide(fresh, recent.merged(statuses, fetched), "webhook", client, settings)
+
+    return _guarded(account_id, "webhook", client, work)
 
 
 def handle_new_report(report: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +152,37 @@ def handle_new_report(report: dict[str, Any]) -> dict[str, Any]:
     return _guarded(str(target.get("id")), "webhook", client, work)
 
 
+def handle_report_update(report: dict[str, Any]) -> dict[str, Any]:
+    """`report.updated`: when a moderator resolved one of modwatch's reports, count the verdict per rule."""
+    counted = outcomes.record([report])
+    verdict = outcomes.verdict_of(report)
+    return {"outcome": "verdict" if any(counted.values()) else "ignored", "report_id": str(report.get("id")),
+            "verdict": verdict}
+
+
+def sync_report_outcomes(client: MastodonClient | None = None) -> dict[str, Any]:
+    """The verdicts of recently resolved reports now (polls read them every REPORT_OUTCOMES_INTERVAL)."""
+    settings = get_settings()
+    if runtime.current(settings).panic_stop:
+        return {"outcome": "skipped", "reason": "PANIC_STOP is on"}
+    wait = ratelimit.acquire(priority=False, book=False)
+    if wait is not None:
+        return {"outcome": "rate_limited", "reset_at": wait.reset_at.isoformat()}
+    client = client or client_for(settings)
+    try:
+        counted = outcomes.sync(client)
+    except RateLimitedError as exc:
+        ratelimit.exhausted(client.ratelimit, exc.reset_at)
+        return {"outcome": "rate_limited", "reset_at": exc.reset_at.isoformat()}
+    except ForbiddenError as exc:
+        return _forbidden(exc, None, "outcomes")
+    except MastodonError as exc:  # unreachable or erring: the next poll tries again
+        return {"outcome": "failed", "reason": str(exc)}
+    finally:
+        ratelimit.observe_answers(client)
+    return {"outcome": "synced", **counted}
+
+
 def own_account_id(client: MastodonClient) -> str:
     """The account behind our token, cached in Redis: forked work horses share no memory."""
     connection = get_redis()
@@ -120,7 +196,8 @@ def own_account_id(client: MastodonClient) -> str:
 
 def _analyse_embedded(embedded: Any, where: str, client: MastodonClient | None = None,
                       settings: Settings | None = None) -> dict[str, Any]:
-    """Analyse the account a webhook object carries, with its recent statuses fetched now.
+    """Analyse the account a report names, with its recent statuses fetched now (it is often a
+    remote account, whose posts were never delivered to us).
 
     Deliveries come late, out of order and twice: the statuses are always fetched fresh, and a
     repeated decision meets the report's dedupe key.
@@ -135,19 +212,21 @@ def _analyse_embedded(embedded: Any, where: str, client: MastodonClient | None =
     def work() -> dict[str, Any]:
         statuses = client.account_statuses(account_id, limit=analysis.RECENT_STATUSES)
         fresh = statuses[0].get("account") if statuses else None
-        return decide(fresh if isinstance(fresh, dict) else account, statuses, "webhook", client, settings)
+        return decide(fresh if isinstance(fresh, dict) else account, recent.merged(recent.recall(account_id), statuses),
+                      "webhook", client, settings)
 
     return _guarded(account_id, "webhook", client, work)
 
 
 def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str, client: MastodonClient | None,
-           settings: Settings) -> dict[str, Any]:
-    """Score, record, and report when the score reaches the threshold.
+           settings: Settings, scored: analysis.Scored | None = None) -> dict[str, Any]:
+    """Score (unless given), record, and report when the score reaches the threshold.
 
     Without a client (the analysis needed no Mastodon request) one is made to file, and filing
-    passes the rate-limit gate first.
+    passes the rate-limit gate first. Accounts in a wave this one completed were scored before the
+    wave existed: each gets a follow-up analysis.
     """
-    scored = analysis.score(account, statuses, settings, runtime.current(settings))
+    scored = scored or analysis.score(account, statuses, settings, runtime.current(settings))
     analysis.record(scored, source)
     get_redis().delete(polling.DEFERRED_KEY.format(account_id=scored.account.get("id")))
     result: dict[str, Any] = {
@@ -157,6 +236,10 @@ def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str,
         "threshold": scored.threshold,
         "rules": scored.analysis.rule_names,
     }
+    if scored.wave_members:
+        # One per member per ten minutes however many waves name it; `submit` skips pending ones.
+        slot = int(time.time()) // 600
+        attach(result, *(FollowUp(member, source, f"analyze-{member}-wave-{slot}") for member in scored.wave_members))
     if not scored.reportable:
         return result
     # The report path passes its own gate (the report family) and never raises for a rate limit.

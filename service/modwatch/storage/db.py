@@ -70,6 +70,17 @@ def ping_database() -> None:
         connection.execute(text("SELECT 1"))
 
 
+def check_database_writable() -> None:
+    """Raise unless the database accepts a write: a read-only replica, a read-only file or a full
+    disk answer SELECT 1 but lose every decision. The write rewrites the one row every migrated
+    database has to itself, and commits: cheap, and nothing changes."""
+    with get_engine().begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # A migration holding the row makes the probe fail fast instead of hanging the probe.
+            connection.execute(text("SET LOCAL lock_timeout = '2s'"))
+        connection.execute(text("UPDATE alembic_version SET version_num = version_num"))
+
+
 def alembic_config(url: str | None = None) -> Config:
     # Alembic is imported only where migrations run: every forked work horse copies what the
     # worker imported, and Alembic is 11 MB of it.

@@ -10,5 +10,5 @@ def init_process(process: str, settings: Settings) -> None:
     from modwatch.telemetry import logging, metrics, tracing
 
     logging.configure(settings.log_level, settings.log_format)
-    tracing.configure(process)
+    tracing.configure(process, local_store=settings.local_traces)
     metrics.set_build_info(process)

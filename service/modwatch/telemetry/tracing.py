@@ -277,23 +277,31 @@ def export_configured() -> bool:
     )
 
 
-def build_provider(process: str) -> ModwatchTracerProvider:
-    """The provider for one process; the sampler comes from OTEL_TRACES_SAMPLER (default: parent-based, always on)."""
+def build_provider(process: str, local_store: bool = False) -> ModwatchTracerProvider:
+    """The provider for one process; the sampler comes from OTEL_TRACES_SAMPLER (default: parent-based, always on).
+    Spans go to the OTLP endpoint when one is configured, else to Redis with `local_store` (LOCAL_TRACES)."""
     provider = ModwatchTracerProvider(resource=build_resource(process))
+    exporter: SpanExporter | None = None
     if export_configured():
         from modwatch.telemetry.otlp import build_exporter
 
         timeout = None if any(os.environ.get(name) for name in TIMEOUT_VARIABLES) else EXPORT_TIMEOUT_SECONDS
-        provider.relay = SpanRelay(build_exporter(timeout), provider.resource)
+        exporter = build_exporter(timeout)
+    elif local_store:
+        from modwatch.telemetry.trace_store import RedisSpanExporter
+
+        exporter = RedisSpanExporter()
+    if exporter is not None:
+        provider.relay = SpanRelay(exporter, provider.resource)
         provider.add_span_processor(provider.relay)
     return provider
 
 
-def configure(process: str) -> None:
+def configure(process: str, local_store: bool = False) -> None:
     """Install the process's tracer provider as the global one (once per process)."""
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return
-    trace.set_tracer_provider(build_provider(process))
+    trace.set_tracer_provider(build_provider(process, local_store))
 
 
 def instrument_app(app: FastAPI) -> None:
