@@ -11,8 +11,8 @@ from modwatch import __version__
 from modwatch.api import health, moderation, webhooks
 from modwatch.api.docs import install_docs
 from modwatch.api.intake import IntakeMiddleware
+from modwatch.api import jobs as jobs_api
 from modwatch.api.problems import INTAKE
-from modwatch.jobs import api as jobs_api
 from modwatch.settings import Settings, get_settings
 from modwatch.telemetry.http_metrics import HttpMetricsMiddleware
 from modwatch.telemetry.request_context import RequestContextMiddleware

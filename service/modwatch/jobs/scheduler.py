@@ -26,7 +26,7 @@ from rq.job import Job, JobStatus
 from rq.worker import Worker
 from rq_scheduler import Scheduler
 
-from modwatch.jobs import tasks
+from modwatch.jobs import monitoring, tasks
 from modwatch.jobs.enqueue import JOB_OPTIONS
 from modwatch.jobs.queues import ModwatchQueue
 from modwatch.settings import Settings
@@ -65,7 +65,7 @@ class Recurring:
 RECURRING = (
     Recurring("poll_admin_accounts", tasks.poll_admin_accounts, "poll_admin_accounts_interval"),
     Recurring("poll_admin_accounts_local", tasks.poll_admin_accounts_local, "poll_admin_accounts_local_interval"),
-    Recurring("record_queue_stats", tasks.record_queue_stats, "queue_stats_interval"),
+    Recurring("record_queue_stats", monitoring.record_queue_stats, "queue_stats_interval"),
 )
 RECURRING_NAMES = tuple(spec.name for spec in RECURRING)
 RECURRING_BY_ID = {spec.job_id: spec for spec in RECURRING}

@@ -85,7 +85,9 @@ class Window:
         _, posts = self._accounts.pop(account_id, (None, {}))
         posts[status_id] = trim(status)  # an edit replaces the post in place
         while len(posts) > self.posts_per_account:
-            del self._owner[posts.pop(min(posts, key=int))]
+            oldest = min(posts, key=int)
+            del posts[oldest]
+            self._owner.pop(oldest, None)
         self._accounts[account_id] = (account, posts)  # the account as of its latest post
         self._owner[status_id] = account_id
         while len(self._accounts) > self.capacity:

@@ -25,6 +25,9 @@ WAVE_TEXT = ("Huge crypto giveaway for the first 100 followers! Claim yours at "
 # Background spam: the kind a keyword list partly catches, one post at a time.
 SPAM_TEXTS = tuple(f"Join the {keyword} now! Only today." for keyword in SPAM_KEYWORDS)
 AUTHORS = 400  # ordinary authors the firehose starts with; more join as it runs
+# A federated timeline is many authors posting a few times an hour: a quarter of the posts come
+# from an author not seen before, so after N posts there are about N/4 authors, early ones with more.
+NEW_AUTHOR_SHARE = 0.25
 MAX_TICK_POSTS = 5000
 TICK_SECONDS = 0.01
 
@@ -125,7 +128,7 @@ def _one(state: SimState, rng: random.Random, hose: Firehose, authors: list[int]
             spammers.append(_new_author(state, rng, hose, at, pattern="firehose_spam"))
         state.add_status(rng.choice(spammers), at, rng.choice(SPAM_TEXTS))
         return
-    if rng.random() < 0.01:
+    if rng.random() < NEW_AUTHOR_SHARE:
         authors.append(_new_author(state, rng, hose, at))
     media = ["A photo of the view described in the post."] if rng.random() < 0.1 else []
     state.add_status(rng.choice(authors), at, rng.choice(ORDINARY_TEXTS), media_descriptions=media)
