@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from modwatch import __version__
@@ -106,27 +107,30 @@ Snapshot = dict[tuple[str, tuple[str, ...]], list[float]]
 Change = list[Any]
 
 
-def _series(metric: Any) -> Iterable[tuple[tuple[str, ...], Any]]:
-    if not metric._labelnames:
-        return [((), metric)]
-    with metric._lock:
-        return list(metric._metrics.items())
-
-
-def _values(kind: str, series: Any) -> list[float]:
-    # Read from prometheus_client's value holders: collect() would build every sample object, and
-    # the horse snapshots twice per job.
-    if kind == "histogram":
-        return [bucket.get() for bucket in series._buckets] + [series._sum.get()]
-    return [series._value.get()]
+def _series(name: str, metric: MetricWrapperBase) -> dict[tuple[str, ...], list[float]]:
+    """Label values -> values of each series of `metric`, read through its public collect()."""
+    values: dict[tuple[str, ...], list[float]] = {}
+    sums: dict[tuple[str, ...], float] = {}
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            labels = tuple(value for key, value in sample.labels.items() if key != "le")
+            if TYPES[name] != "histogram":
+                values[labels] = [sample.value]
+            elif sample.name.endswith("_bucket"):
+                values.setdefault(labels, []).append(sample.value)  # cumulative, in bucket order
+            elif sample.name.endswith("_sum"):
+                sums[labels] = sample.value
+    for labels, total in sums.items():
+        cumulative = values[labels]
+        values[labels] = [count - below for below, count in zip([0.0, *cumulative], cumulative)] + [total]
+    return values
 
 
 def snapshot() -> Snapshot:
-    return {
-        (name, label_values): _values(TYPES[name], series)
-        for name, metric in DEFINED.items()
-        for label_values, series in _series(metric)
-    }
+    return {(name, label_values): values
+            for name, metric in DEFINED.items() for label_values, values in _series(name, metric).items()}
 
 
 def changes_since(before: Snapshot) -> list[Change]:
@@ -145,18 +149,77 @@ def changes_since(before: Snapshot) -> list[Change]:
 
 def apply_changes(changes: Iterable[Change]) -> None:
     for name, label_values, values in changes:
+        if TYPES[name] == "histogram":
+            _handed_over(name).add(tuple(label_values), values)
+            continue
         metric = DEFINED[name]
         series = metric.labels(*label_values) if label_values else metric
         if TYPES[name] == "counter":
             series.inc(values[0])
-        elif TYPES[name] == "gauge":
-            series.set(values[0])
         else:
-            # prometheus_client has no public way to add bucket counts, only single observations.
-            *counts, total = values
-            for bucket, count in zip(series._buckets, counts):
-                bucket.inc(count)
-            series._sum.inc(total)
+            series.set(values[0])
+
+
+class HandedOverHistogram(Collector):
+    """A histogram as a worker serves it: its own observations plus the bucket counts and sums its
+    work horses reported.
+
+    prometheus_client adds to a histogram one observation at a time, and a horse reports counts per
+    bucket: they are kept here and added to the metric's own samples when it is collected. In the
+    worker this collector takes the metric's place in the default registry (the first time a horse
+    reports a change to it); snapshots keep reading the metric itself, so a horse's changes are
+    always measured against what it inherited.
+    """
+
+    def __init__(self, metric: MetricWrapperBase) -> None:
+        self.metric = metric
+        self.added: dict[tuple[str, ...], list[float]] = {}  # label values -> bucket counts, then sum
+        self.lock = threading.Lock()
+
+    def add(self, label_values: tuple[str, ...], values: list[float]) -> None:
+        with self.lock:
+            if label_values not in self.added:
+                if label_values:
+                    self.metric.labels(*label_values)  # the series exists, with its buckets, from now on
+                self.added[label_values] = [0.0] * len(values)
+            self.added[label_values] = [old + new for old, new in zip(self.added[label_values], values)]
+
+    def describe(self) -> Iterable[Metric]:
+        return self.metric.describe()
+
+    def collect(self) -> Iterable[Metric]:
+        with self.lock:
+            added = {labels: list(values) for labels, values in self.added.items()}
+        for family in self.metric.collect():
+            merged = Metric(family.name, family.documentation, family.type, family.unit)
+            bucket_index: dict[tuple[str, ...], int] = {}
+            for sample in family.samples:
+                labels = tuple(value for key, value in sample.labels.items() if key != "le")
+                extra = added.get(labels)
+                if extra is not None:
+                    *counts, total = extra
+                    if sample.name.endswith("_bucket"):
+                        index = bucket_index[labels] = bucket_index.get(labels, -1) + 1
+                        sample = sample._replace(value=sample.value + sum(counts[:index + 1]))
+                    elif sample.name.endswith("_count"):
+                        sample = sample._replace(value=sample.value + sum(counts))
+                    elif sample.name.endswith("_sum"):
+                        sample = sample._replace(value=sample.value + total)
+                merged.samples.append(sample)
+            yield merged
+
+
+_HANDED_OVER: dict[str, HandedOverHistogram] = {}
+
+
+def _handed_over(name: str) -> HandedOverHistogram:
+    collector = _HANDED_OVER.get(name)
+    if collector is None:
+        metric = DEFINED[name]
+        collector = _HANDED_OVER[name] = HandedOverHistogram(metric)
+        REGISTRY.unregister(metric)
+        REGISTRY.register(collector)
+    return collector
 
 
 # Held while /metrics reads the metrics and while the worker forks: a fork in the middle of a
