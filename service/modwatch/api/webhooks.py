@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from modwatch.api import strictjson
 from modwatch.api.body import buffered_body
 from modwatch.api.deps import settings_dependency
+from modwatch.api.problems import problem
 from modwatch.jobs.enqueue import WEBHOOK_JOBS, enqueue_webhook
 from modwatch.telemetry.metrics import WEBHOOK_DELIVERIES, kept_series
 from modwatch.telemetry.trace_ids import current_trace_id
@@ -120,11 +121,11 @@ def delivery_key(envelope: Envelope) -> str:
     response_model=WebhookAccepted,
     openapi_extra={"requestBody": ENVELOPE_SCHEMA},
     responses={
-        400: {"description": "Malformed JSON or envelope"},
-        401: {"description": "Missing or invalid X-Hub-Signature"},
-        413: {"description": "Body larger than WEBHOOK_MAX_BODY_BYTES"},
-        415: {"description": "Content type is not JSON"},
-        503: {"description": "Webhook secret not configured, or Redis unavailable (retry later)"},
+        400: problem("Malformed JSON or envelope"),
+        401: problem("Missing or invalid X-Hub-Signature"),
+        413: problem("Body larger than WEBHOOK_MAX_BODY_BYTES"),
+        415: problem("Content type is not JSON"),
+        503: problem("Webhook secret not configured, Redis unavailable, or no delivery slot free (retry later)"),
     },
 )
 def mastodon_events(request: Request) -> Any:
