@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 
 from modwatch.api.deps import MAX_OFFSET, key_fingerprint, require_api_key, settings_dependency
+from modwatch.api.problems import AUTHENTICATED, problem, unprocessable
 from modwatch.api.strictjson import StrictJSONRoute
 from modwatch.moderation import analysis, outcomes, runtime
 from modwatch.moderation.engine import RulesError
@@ -20,7 +21,8 @@ from modwatch.storage.db import session_scope
 from modwatch.storage.models import AccountAnalysis, AuditEntry, DomainViolation, Report, aware
 
 router = APIRouter(
-    prefix="/moderation", tags=["moderation"], dependencies=[Depends(require_api_key)], route_class=StrictJSONRoute
+    prefix="/moderation", tags=["moderation"], dependencies=[Depends(require_api_key)], route_class=StrictJSONRoute,
+    responses=AUTHENTICATED,
 )
 
 ReportState = Literal["pending", "filed", "failed", "dry_run"]
@@ -86,7 +88,7 @@ def list_reports(
         return {"total": total, "offset": offset, "limit": limit, "reports": [report_view(row) for row in rows]}
 
 
-@router.get("/accounts/{account_id}", responses={404: {"description": "modwatch never analysed this account"}})
+@router.get("/accounts/{account_id}", responses={404: problem("modwatch never analysed this account")})
 def get_account(account_id: str = Path(pattern=r"^[0-9]{1,20}$")) -> dict[str, Any]:
     """An account's latest analyses with their evidence, its reports and its audit trail."""
     with session_scope() as session:
@@ -212,7 +214,7 @@ def change_runtime_settings(change: SettingsChange, settings: Settings = Depends
     """Toggle dry run or panic stop, or override the threshold, for every worker at once (audited)."""
     changes = change.model_dump(exclude_unset=True)
     if not changes:
-        raise HTTPException(422, "give at least one of dry_run, panic_stop, report_threshold")
+        raise unprocessable("give at least one of dry_run, panic_stop, report_threshold")
     runtime.update(changes, by=key_fingerprint(settings))
     return settings_view(settings)
 
