@@ -88,6 +88,10 @@ def healthcheck(settings: Settings, component: str) -> int:
         from modwatch.jobs.worker import healthy_worker_on_host
 
         ok = _report("worker", lambda: _true_or_raise(healthy_worker_on_host(get_redis()), "no fresh worker heartbeat on this host"))
+    elif component == "stream":
+        from modwatch.stream.consumer import healthy_on_host
+
+        ok = _report("stream", lambda: _true_or_raise(healthy_on_host(get_redis()), "no stream consumer ticked on this host"))
     else:
         from modwatch.jobs.scheduler import heartbeat_age
 

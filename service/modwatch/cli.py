@@ -118,6 +118,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def cmd_stream(args: argparse.Namespace) -> int:
     from modwatch.connection import get_redis
+    from modwatch.heap import freeze_heap
     from modwatch.jobs.enqueue import enqueue_stream_report
     from modwatch.jobs.worker import serve_metrics
     from modwatch.storage.db import upgrade_database
@@ -128,7 +129,9 @@ def cmd_stream(args: argparse.Namespace) -> int:
     upgrade_database()
     port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     serve_metrics(port, "stream", settings.metrics_host)
-    Consumer(settings, get_redis(), enqueue_stream_report).run()
+    consumer = Consumer(settings, get_redis(), enqueue_stream_report)
+    freeze_heap()
+    consumer.run()
     return 0
 
 
@@ -234,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--simulator-port", type=int, default=3000)
     run.add_argument("--worker-metrics-port", type=int, default=9100)
     run.add_argument("--scheduler-metrics-port", type=int, default=9101)
+    run.add_argument("--stream-metrics-port", type=int, default=9102)
     run.add_argument("--redis-probe-url", default="redis://127.0.0.1:6379/0",
                      help="Without REDIS_URL: use this Redis if it answers, else start an embedded one.")
 
@@ -252,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--errors", action="store_true", help="Also list every missed spam account and false positive.")
 
     health = add("healthcheck", cmd_healthcheck, "Exit 0 when a component on this host is healthy (for containers).")
-    health.add_argument("component", choices=["api", "worker", "scheduler"])
+    health.add_argument("component", choices=["api", "worker", "scheduler", "stream"])
 
     register_simulator(sub)
     register_send_webhook(sub)

@@ -187,3 +187,12 @@ def test_polls_take_their_share_of_the_paging_window_paced_over_it(gate):
     late = sum(ratelimit.acquire_page(0.5, 5, now=start + 899, connection=gate) is None for _ in range(200))
     assert taken + halfway + late == 150  # never more than the share
     assert ratelimit.acquire_page(0.5, 5, now=start + 900, connection=gate) is None  # the next window
+
+
+def test_a_report_the_global_budget_refuses_costs_none_of_the_days_reports(gate):
+    day = NOW - NOW % 86_400
+    assert ratelimit.acquire_report(now=day + 10, connection=gate) is None
+    left = ratelimit.state(["reports"], connection=gate)["reports"]["remaining"]
+    ratelimit.exhausted(RateLimit(300, 0, at(day + 300)), at(day + 300), now=day + 10, connection=gate)
+    assert [ratelimit.acquire_report(now=day + 11, connection=gate).family for _ in range(3)] == ["global"] * 3
+    assert ratelimit.state(["reports"], connection=gate)["reports"]["remaining"] == left

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 
 from modwatch.api.deps import MAX_OFFSET, key_fingerprint, require_api_key, settings_dependency
+from modwatch.api.problems import AUTHENTICATED, problem, unprocessable
 from modwatch.api.strictjson import StrictJSONRoute
 from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import enqueue
@@ -22,7 +23,8 @@ from modwatch.storage.db import session_scope
 from modwatch.storage.models import OPEN_STATES, AccountAnalysis, AuditEntry, DomainViolation, Report, aware
 
 router = APIRouter(
-    prefix="/moderation", tags=["moderation"], dependencies=[Depends(require_api_key)], route_class=StrictJSONRoute
+    prefix="/moderation", tags=["moderation"], dependencies=[Depends(require_api_key)], route_class=StrictJSONRoute,
+    responses=AUTHENTICATED,
 )
 
 ReportState = Literal["pending", "filed", "resolved", "held", "superseded", "failed", "dry_run"]
@@ -101,8 +103,8 @@ def file_all_dry_run() -> dict[str, Any]:
     return _approved(reports.approve(None))
 
 
-@router.post("/reports/{report_id}/file", responses={404: {"description": "no such report row"},
-                                                       409: {"description": "the row is not a dry-run decision"}})
+@router.post("/reports/{report_id}/file", responses={404: problem("No such report row"),
+                                                       409: problem("The row is not a dry-run decision")})
 def file_one_dry_run(report_id: int = Path(ge=1, le=2**31 - 1)) -> dict[str, Any]:
     """File one dry-run decision (see POST /moderation/reports/dry-run/file)."""
     with session_scope() as session:
@@ -120,7 +122,7 @@ def _approved(approved: list[dict[str, Any]]) -> dict[str, Any]:
     return {"approved": len(approved), "reports": approved}
 
 
-@router.get("/accounts/{account_id}", responses={404: {"description": "modwatch never analysed this account"}})
+@router.get("/accounts/{account_id}", responses={404: problem("modwatch never analysed this account")})
 def get_account(account_id: str = Path(pattern=r"^[0-9]{1,20}$")) -> dict[str, Any]:
     """An account's latest analyses with their evidence, its reports and its audit trail."""
     with session_scope() as session:
@@ -250,7 +252,7 @@ def change_runtime_settings(change: SettingsChange, settings: Settings = Depends
     """Toggle dry run or panic stop, or override the threshold, for every worker at once (audited)."""
     changes = change.model_dump(exclude_unset=True)
     if not changes:
-        raise HTTPException(422, "give at least one of dry_run, panic_stop, report_threshold")
+        raise unprocessable("give at least one of dry_run, panic_stop, report_threshold")
     runtime.update(changes, by=key_fingerprint(settings))
     return settings_view(settings)
 

@@ -11,7 +11,7 @@ from rq import Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
-from modwatch.jobs import tasks
+from modwatch.jobs import monitoring, tasks
 from modwatch.jobs.queues import MODERATION, MONITORING, WEBHOOKS, get_queue
 from modwatch.moderation.followups import FollowUp
 
@@ -68,7 +68,7 @@ JOB_OPTIONS: dict[Callable[..., Any], JobOptions] = {
     tasks.analyze_and_maybe_report: JobOptions(
         MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
     ),
-    tasks.record_queue_stats: JobOptions(MONITORING, timeout=30, result_ttl=300, failure_ttl=DAY),
+    monitoring.record_queue_stats: JobOptions(MONITORING, timeout=30, result_ttl=300, failure_ttl=DAY),
     tasks.report_streamed_account: JobOptions(
         MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
     ),

@@ -1,7 +1,10 @@
 """The job functions. Plain functions: RQ imports them by dotted path, so names are contracts.
 
-Each body is thin: the work lives in `modwatch.moderation.flows` and `modwatch.telemetry.queue_stats`,
-so it can be tested without a queue and the queue can be tested without Mastodon. Moderation never
+Each body is thin: the work lives in `modwatch.moderation.flows`, so it can be tested without a
+queue and the queue can be tested without Mastodon. This module loads the moderation stack
+(SQLAlchemy, Mastodon.py, the rules engine) as it is imported, which is what a forking worker
+wants: it imports a job's module before the fork, once, and every horse inherits it. The
+monitoring job, which needs none of it, lives in `modwatch.jobs.monitoring`. Moderation never
 enqueues: the follow-ups a flow returns are enqueued here (`_dispatch`).
 """
 
@@ -111,11 +114,3 @@ def report_streamed_account(account: dict[str, Any], statuses: list[dict[str, An
     The account and its posts come from the stream: nothing is fetched again.
     """
     return _dispatch(flows.analyse_payload(account, statuses, source="stream"))
-
-
-def record_queue_stats() -> dict[str, Any]:
-    """Recurring on the monitoring queue: proves scheduler -> queue -> worker works and stores when it did."""
-    from modwatch.jobs.queues import PRIORITY
-    from modwatch.telemetry import queue_stats
-
-    return queue_stats.record(PRIORITY)

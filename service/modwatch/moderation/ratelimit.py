@@ -189,6 +189,32 @@ def _acquire_plain(connection: redis.Redis, now: float, limits: list[tuple[str, 
     return _refused(Wait(until=_at(until), reset_at=_at(reset), family=limits[int(index) - 1][0]))
 
 
+# Gives back what _ACQUIRE_PLAIN took from each family, when a later check refused the request.
+_REFUND = """
+for i, key in ipairs(KEYS) do
+  if redis.call('HGET', key, 'reset') == ARGV[i] then
+    redis.call('HINCRBY', key, 'remaining', 1)
+    redis.call('HINCRBY', key, 'ours', -1)
+  end
+end
+"""
+
+
+def _both(connection: redis.Redis, now: float, limits: list[tuple[str, int, float]], priority: bool,
+          book: bool) -> Wait | None:
+    """The plain families, then the global one; a global refusal gives the plain families their request back
+    (a report refused for the 5-minute budget must not cost one of the day's 400)."""
+    refused = _acquire_plain(connection, now, limits)
+    if refused is not None:
+        return refused
+    refused = _acquire_global(connection, now, priority, book)
+    if refused is not None:
+        keys = [key_of(family) for family, _, _ in limits]
+        resets = [connection.hget(key, "reset") or b"" for key in keys]
+        connection.register_script(_REFUND)(keys=keys, args=resets)
+    return refused
+
+
 def _acquire_global(connection: redis.Redis, now: float, priority: bool, book: bool) -> Wait | None:
     answer = connection.register_script(_ACQUIRE)(
         keys=[GATE_KEY], args=[repr(now), int(priority), int(book), RESERVE_SHARE, SLOT_MARGIN_SECONDS])
@@ -209,7 +235,7 @@ def acquire(priority: bool, book: bool = True, now: float | None = None,
     connection = connection or get_redis()
     now = _now(now)
     # The user family first: a request it refuses must not spend a global slot.
-    return _acquire_plain(connection, now, [(USER.name, -1, 0)]) or _acquire_global(connection, now, priority, book)
+    return _both(connection, now, [(USER.name, -1, 0)], priority, book)
 
 
 def acquire_page(share: float, burst: int, now: float | None = None,
@@ -219,16 +245,14 @@ def acquire_page(share: float, burst: int, now: float | None = None,
     connection = connection or get_redis()
     now = _now(now)
     cap = math.floor(FAMILIES[PAGING.name].limit * share)
-    return (_acquire_plain(connection, now, [(USER.name, -1, 0), (PAGING.name, cap, burst)])
-            or _acquire_global(connection, now, priority=True, book=False))
+    return _both(connection, now, [(USER.name, -1, 0), (PAGING.name, cap, burst)], priority=True, book=False)
 
 
 def acquire_report(now: float | None = None, connection: redis.Redis | None = None) -> Wait | None:
     """One report: the report family's daily budget, and the global and user budgets."""
     connection = connection or get_redis()
     now = _now(now)
-    return (_acquire_plain(connection, now, [(USER.name, -1, 0), (REPORTS.name, -1, 0)])
-            or _acquire_global(connection, now, priority=True, book=False))
+    return _both(connection, now, [(USER.name, -1, 0), (REPORTS.name, -1, 0)], priority=True, book=False)
 
 
 def blocked(family: str, now: float | None = None, connection: redis.Redis | None = None) -> Wait | None:
