@@ -8,7 +8,6 @@ type (415), signature over the raw body (401), JSON and envelope (400), then ded
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import re
@@ -25,7 +24,7 @@ from modwatch.api.body import buffered_body
 from modwatch.api.deps import settings_dependency
 from modwatch.api.problems import problem
 from modwatch.jobs.enqueue import WEBHOOK_JOBS, enqueue_webhook
-from modwatch.telemetry.metrics import WEBHOOK_DELIVERIES
+from modwatch.telemetry.metrics import WEBHOOK_DELIVERIES, kept_series
 from modwatch.telemetry.trace_ids import current_trace_id
 
 router = APIRouter(tags=["webhooks"])
@@ -62,7 +61,7 @@ ENVELOPE_SCHEMA = {
 }
 
 
-@functools.lru_cache(maxsize=64)
+@kept_series
 def deliveries(event: str, outcome: str) -> Any:
     """The delivery counter's series (events and outcomes are closed sets), kept: labels() validates on every call."""
     return WEBHOOK_DELIVERIES.labels(event=event, outcome=outcome)
