@@ -214,17 +214,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="Quit when the queues are empty.")
     worker.add_argument("--simple", action="store_true", help="Run jobs in the worker process (no fork).")
     worker.add_argument("--metrics-port", type=int, default=None,
-                        help="Override METRICS_PORT (default 9100, or the first free port from 9102; 0 disables).")
+                        help="Override METRICS_PORT (default 9100, or the first free port from 9110; 0 disables).")
 
     scheduler = add("scheduler", cmd_scheduler, "Run the rq-scheduler leader for recurring jobs.")
     scheduler.add_argument("--burst", action="store_true", help="Schedule once and quit.")
     scheduler.add_argument("--metrics-port", type=int, default=None,
-                           help="Override METRICS_PORT (default 9101, or the first free port from 9102; 0 disables).")
+                           help="Override METRICS_PORT (default 9101, or the first free port from 9110; 0 disables).")
 
     stream = add("stream", cmd_stream, "Consume Mastodon's public streams (STREAMS) and analyse every post; "
                                        "one active consumer, the others stand by.")
     stream.add_argument("--metrics-port", type=int, default=None,
-                        help="Override METRICS_PORT (default 9102, or the first free port after it; 0 disables).")
+                        help="Override METRICS_PORT (default 9102, or the first free port from 9110; 0 disables).")
 
     dashboard = add("dashboard", cmd_dashboard, "Serve rq-dashboard behind HTTP basic auth.")
     dashboard.add_argument("--host", default="127.0.0.1", help="Address to listen on (a container passes 0.0.0.0).")

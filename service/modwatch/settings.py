@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     report_threshold: float = Field(10.0, gt=0, description="Account score at which a report is filed.")
     report_forward: bool = Field(False, description="Forward reports about remote accounts to their instance.")
     rules_file: Path = Field(DEFAULT_RULES_FILE, description="YAML moderation rules file.")
-    metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of /metrics of a worker or the scheduler; unset: worker 9100, scheduler 9101, the first free from 9102 when taken; 0 disables.")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of /metrics of a worker, the scheduler or the stream consumer; unset: worker 9100, scheduler 9101, stream 9102, the first free from 9110 when taken; 0 disables.")
     metrics_host: str = Field("127.0.0.1", description="Address the worker and scheduler /metrics listen on (0.0.0.0 in a container).")
     local_traces: bool = Field(False, description="Keep recent traces (1 h) in Redis and show them at /jobs/jobs/{id}/trace; `modwatch run` sets it when no OTLP endpoint is configured.")
     trace_url_template: str = Field(DEFAULT_TRACE_URL_TEMPLATE, description="Link to a trace; `{trace_id}` is substituted.")

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Path
 
 from modwatch.api.deps import require_api_key, settings_dependency
+from modwatch.api.problems import AUTHENTICATED, problem
 from modwatch.api.strictjson import StrictJSONRoute
 from modwatch.connection import get_redis
 from modwatch.moderation.stream_analysis import decision_of, last_status_id
@@ -19,7 +20,7 @@ from modwatch.storage.models import aware
 from modwatch.stream.consumer import LEASE_KEY
 
 router = APIRouter(prefix="/moderation/stream", tags=["stream"], dependencies=[Depends(require_api_key)],
-                   route_class=StrictJSONRoute)
+                   responses=AUTHENTICATED, route_class=StrictJSONRoute)
 
 
 @router.get("")
@@ -32,7 +33,7 @@ def stream_state(settings: Settings = Depends(settings_dependency)) -> dict[str,
     }
 
 
-@router.get("/posts/{status_id}")
+@router.get("/posts/{status_id}", responses={404: problem("The stream consumer decided no post with this id")})
 def post_decision(status_id: str = Path(..., pattern=r"^[0-9]{1,20}$"),
                   settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
     """Every version of a streamed post with its decision, the batch, trace and job that made it."""

@@ -36,7 +36,7 @@ def build_worker(connection: redis.Redis, queue_names: Sequence[str] = (), simpl
 # Each component's own /metrics port, so a worker and the scheduler on one host never collide; a second
 # worker (or scheduler) on the host finds its default taken and takes the first free spare port.
 DEFAULT_METRICS_PORTS = {"worker": 9100, "scheduler": 9101, "stream": 9102}
-SPARE_METRICS_PORTS = range(9102, 9200)
+SPARE_METRICS_PORTS = range(9110, 9200)  # clear of the defaults, with room for more components
 
 
 def serve_metrics(port: int | None, component: str = "worker", host: str = "127.0.0.1") -> int | None:
