@@ -97,6 +97,7 @@ def _modwatch(*args: str) -> list[str]:
 PORT_OPTIONS = {
     "port": "API", "dashboard_port": "rq-dashboard", "simulator_port": "Mastodon simulator",
     "worker_metrics_port": "worker metrics", "scheduler_metrics_port": "scheduler metrics",
+    "stream_metrics_port": "stream metrics",
 }
 
 
@@ -129,7 +130,7 @@ def _wait_ready(url: str, children: Children, timeout: float = 60) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
+    raise SystemExit(f"modwatch run: {url} did not answer 200 within {timeout:.0f} s (see the lines above)")
 
 
 def run_all(args: argparse.Namespace) -> int:
@@ -189,12 +190,15 @@ def run_all(args: argparse.Namespace) -> int:
             children.start("simulator", _modwatch(
                 "simulate", "--host", "127.0.0.1", "--port", str(args.simulator_port),
                 "--webhook-target", webhook_url,
-                "--growth-per-minute", "6"), {**env, "SIMULATOR_ADMIN_TOKEN": token})
-            notes.append(f"Mastodon simulator      http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
-        subprocess.run(_modwatch("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
+                "--growth-per-minute", "6", "--stream-rate", "2", "--stream-wave-every", "300"),
+                {**env, "SIMULATOR_ADMIN_TOKEN": token})
+            notes.append(f"Mastodon simulator    http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
+        if subprocess.run(_modwatch("migrate"), env=env, stdout=subprocess.DEVNULL).returncode != 0:
+            raise SystemExit("modwatch run: the database migration failed (its error is above)")
         children.start("api", _modwatch("api", "--host", args.host, "--port", str(args.port)), env)
         children.start("worker", _modwatch("worker", "--metrics-port", str(args.worker_metrics_port)), env)
         children.start("scheduler", _modwatch("scheduler", "--metrics-port", str(args.scheduler_metrics_port)), env)
+        children.start("stream", _modwatch("stream", "--metrics-port", str(args.stream_metrics_port)), env)
         children.start("dashboard", _modwatch("dashboard", "--host", args.host, "--port", str(args.dashboard_port)), env)
         _wait_ready(f"http://{args.host}:{args.port}/readyz", children)
         write_run_file(f"http://{args.host}:{args.port}", env["WEBHOOK_SECRET"], api_key,
@@ -248,7 +252,8 @@ def _banner(args: argparse.Namespace, api_key: str, secret_note: str, notes: lis
         f"  webhook secret        {secret_note}",
         f"  test delivery         {_command()} send-webhook  (signed; follows the job to its trace)",
         f"  readiness             {base}/readyz",
-        f"  metrics               {base}/metrics, worker :{args.worker_metrics_port}, scheduler :{args.scheduler_metrics_port}",
+        f"  metrics               {base}/metrics, worker :{args.worker_metrics_port}, scheduler :{args.scheduler_metrics_port}, "
+        f"stream :{args.stream_metrics_port}",
         f"  rq-dashboard          http://{args.host}:{args.dashboard_port}  (user admin, password = API key)",
         *[f"  {note}" for note in notes],
         f"  API key               {api_key}",

@@ -33,7 +33,6 @@ _COMMON = {
     (Worker, "wait_for_horse"): ["self"],
     (Worker, "teardown"): ["self"],
     (Worker, "unsubscribe"): ["self"],
-    (Worker, "_start_scheduler"): ["self", "burst", "logging_level", "date_format", "log_format"],
 }
 KNOWN_SIGNATURES = {
     2: {**_COMMON,
@@ -89,6 +88,11 @@ def test_the_public_hooks_used_are_worker_parameters():
     assert PUBLIC_HOOKS <= set(rq_parameters(Worker, "__init__"))
 
 
-def test_rq_scheduler_still_moves_due_jobs_through_its_module_queue_name():
-    # ModwatchWorker._start_scheduler points rq.scheduler.Queue at ModwatchQueue for the moves' send spans.
+def test_rq_still_moves_jobs_through_the_queue_name_of_the_modules_the_worker_points_at_its_queue():
+    # ModwatchWorker.work points rq.scheduler.Queue and rq.registry.Queue at ModwatchQueue: the moves' send spans.
     assert "Queue(registry.name" in inspect.getsource(rq.scheduler.RQScheduler.enqueue_scheduled_jobs)
+    assert all(module.Queue is Queue or issubclass(module.Queue, Queue) for module in rq_integration.MOVING_MODULES)
+    if RQ_MAJOR >= 3:
+        from rq.registry import ReadyJobRegistry
+
+        assert "queue = Queue(" in inspect.getsource(ReadyJobRegistry.enqueue_jobs)

@@ -18,7 +18,8 @@ def fresh_dir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     env = {key: value for key, value in os.environ.items()
            if key not in {"REDIS_URL", "DATABASE_URL", "API_KEY", "WEBHOOK_SECRET", "INSTANCE_BASE",
-                          "MASTODON_ACCESS_TOKEN", "METRICS_PORT"}}
+                          "MASTODON_ACCESS_TOKEN", "METRICS_PORT", "LOCAL_TRACES", "TRACE_URL_TEMPLATE",
+                          "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}}
     return env
 
 
@@ -35,13 +36,13 @@ def test_send_webhook_without_a_secret_says_where_one_comes_from(fresh_dir):
 
 
 def test_run_with_nothing_configured_starts_everything_and_stops_cleanly(fresh_dir, tmp_path):
-    ports = {name: free_port() for name in ("api", "dashboard", "simulator", "worker", "scheduler")}
+    ports = {name: free_port() for name in ("api", "dashboard", "simulator", "worker", "scheduler", "stream")}
     closed_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: an embedded Redis must start
     run = subprocess.Popen(
         [sys.executable, "-m", "modwatch.cli", "run", "--port", str(ports["api"]),
          "--dashboard-port", str(ports["dashboard"]), "--simulator-port", str(ports["simulator"]),
          "--worker-metrics-port", str(ports["worker"]), "--scheduler-metrics-port", str(ports["scheduler"]),
-         "--redis-probe-url", closed_redis],
+         "--stream-metrics-port", str(ports["stream"]), "--redis-probe-url", closed_redis],
         env=fresh_dir, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
@@ -65,6 +66,10 @@ def test_run_with_nothing_configured_starts_everything_and_stops_cleanly(fresh_d
         assert httpx.get(dashboard).status_code == 401
         assert httpx.get(dashboard, auth=("admin", api_key)).status_code == 200
         assert httpx.get(f"http://127.0.0.1:{ports['worker']}/metrics").status_code == 200
+        # `modwatch stream` consumes the simulator's streaming API.
+        wait_for(lambda: 'modwatch_stream_connected{stream="public:remote"} 1.0' in httpx.get(
+            f"http://127.0.0.1:{ports['stream']}/metrics").text, "the stream consumer to connect", timeout=90,
+            ignoring=(httpx.HTTPError,))
         assert (tmp_path / "var" / "modwatch.db").exists()
         # The banner shows the generated webhook secret; send-webhook finds it (and the API key) in var/run.json.
         secret = re.search(r"^  webhook secret\s+([0-9a-f]{64})  \(generated", text, re.MULTILINE).group(1)
@@ -104,3 +109,24 @@ def test_run_with_nothing_configured_starts_everything_and_stops_cleanly(fresh_d
     assert not (tmp_path / "var" / "run.json").exists()
     time.sleep(0.5)
     assert not [child for child in children if child.is_running() and child.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.mark.parametrize("configured, banner, local", [
+    ({}, "kept 1 h in Redis: http://x/jobs/jobs/<job id>/trace", "true"),
+    ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, "OTLP to http://collector:4318", None),
+    ({"TRACE_URL_TEMPLATE": "https://grafana/{trace_id}"}, "not exported (no OTLP endpoint)", None),
+    ({"LOCAL_TRACES": "false"}, "not exported (no OTLP endpoint)", None),
+])
+def test_run_keeps_traces_locally_only_without_a_trace_backend(monkeypatch, tmp_path, configured, banner, local):
+    from modwatch.run import _trace_destination
+    from modwatch.settings import load_settings
+
+    monkeypatch.chdir(tmp_path)  # no .env
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "TRACE_URL_TEMPLATE",
+                 "LOCAL_TRACES"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in configured.items():
+        monkeypatch.setenv(name, value)
+    env = dict(os.environ)
+    assert banner in _trace_destination(load_settings(), env, "http://x")
+    assert env.get("LOCAL_TRACES") == (local if local else configured.get("LOCAL_TRACES"))

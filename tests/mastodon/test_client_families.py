@@ -1,6 +1,6 @@
 """The client names the rate-limit family of each answer, and files every report category through Mastodon.py."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import mastodon
 import pytest
@@ -83,4 +83,4 @@ def test_mastodon_py_still_refuses_legal_so_the_client_sends_it_through_its_requ
     api = mastodon.Mastodon(api_base_url="http://127.0.0.1:9", access_token="x", version_check_mode="none")
     with pytest.raises(mastodon.MastodonIllegalArgumentError):
         api.report("1", category="legal")
-    assert callable(getattr(api, "_Mastodon__api_request"))
+    assert callable(api._Mastodon__api_request)

@@ -13,7 +13,7 @@ from rq.job import Job, JobStatus
 
 from conftest import scrape
 from isolation import wait_for
-from modwatch.jobs import tasks
+from modwatch.jobs.monitoring import record_queue_stats
 from modwatch.jobs.enqueue import enqueue
 from modwatch.jobs.queues import get_queue
 from modwatch.telemetry.queue_stats import LAST_SUCCESS_KEY
@@ -49,7 +49,7 @@ def test_forking_worker_counts_outcomes_waits_run_times_and_horse_metrics(worker
     webhooks.enqueue("metricjobs.call_mastodon", 5)
     webhooks.enqueue("metricjobs.enqueue_child")
     traced = monitoring.enqueue("metricjobs.succeed", meta={"trace_id_created": TRACE_ID})
-    enqueue(tasks.record_queue_stats)
+    enqueue(record_queue_stats)
 
     wait_for(lambda: stopped.get_status() == JobStatus.STARTED, "the sleeper to start")
     send_stop_job_command(db, stopped.id)

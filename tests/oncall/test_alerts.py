@@ -151,7 +151,7 @@ def test_every_severity_of_an_alert_is_tested_firing(alert_rules):
 
 
 def test_every_alert_names_its_component(alert_rules):
-    components = {"api", "worker", "scheduler", "redis", "stats", "mastodon"}
+    components = {"api", "worker", "scheduler", "redis", "stats", "mastodon", "stream"}
     for rule in alert_rules:
         assert rule["labels"].get("component") in components, rule["alert"]
 

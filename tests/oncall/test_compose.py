@@ -234,3 +234,77 @@ def test_compose_runs_commands_the_cli_knows():
             build_parser().parse_args(argv)
         except SystemExit:
             pytest.fail(f"{where}: `modwatch {' '.join(argv)}` is not a valid command")
+
+
+# Safe by default (issue 14, docs/security.md): one static check per rule.
+API_PORT = "8080"
+REQUIRED = re.compile(r"^\$\{([A-Z_]+):\?[^}]+\}$")
+
+
+def interpolated(value: str) -> list[str]:
+    """Every ${...} expression in a compose value."""
+    return re.findall(r"\$\{[^}]+\}", str(value))
+
+
+def test_only_the_api_port_is_published_beyond_localhost():
+    for name, service in SERVICES.items():
+        for port in service.get("ports", []):
+            host_side = str(port).rsplit(":", 1)[0]
+            if name == "api" and host_side == API_PORT:
+                continue
+            assert host_side.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+    assert SERVICES["api"]["ports"] == [f"{API_PORT}:{API_PORT}"]
+
+
+def test_prometheus_admin_and_lifecycle_apis_are_off():
+    flags = " ".join(SERVICES["prometheus"]["command"])
+    assert "--web.enable-lifecycle" not in flags and "--web.enable-admin-api" not in flags
+    for name, service in SERVICES.items():  # nothing relies on a reload endpoint either
+        assert "/-/reload" not in json.dumps(service) and "/-/quit" not in json.dumps(service), name
+
+
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY")
+
+
+def test_no_default_passwords_every_secret_is_required():
+    found = 0
+    for where, block in [("x-modwatch-env", COMPOSE["x-modwatch-env"])] + [
+            (name, service.get("environment", {})) for name, service in SERVICES.items()]:
+        for variable, value in block.items():
+            for expression in interpolated(value):
+                inner = expression[2:-1].split(":")[0].split("-")[0]
+                if SECRET_NAME.search(inner) and inner != "DASHBOARD_PASSWORD":  # empty: API_KEY (below)
+                    found += 1
+                    assert REQUIRED.match(expression), f"{where}.{variable}: {expression} has a default or may be empty"
+            if SECRET_NAME.search(variable) and not interpolated(value):
+                pytest.fail(f"{where}.{variable} is a literal secret")
+    assert found >= 6  # API_KEY, WEBHOOK_SECRET, MASTODON_ACCESS_TOKEN, POSTGRES_PASSWORD (x2), GRAFANA_ADMIN_PASSWORD
+    grafana = SERVICES["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and "GF_AUTH_ANONYMOUS_ORG_ROLE" not in grafana
+
+
+def test_dashboard_password_falls_back_to_the_required_api_key_not_a_default():
+    from modwatch.settings import Settings
+
+    assert COMPOSE["x-modwatch-env"]["DASHBOARD_PASSWORD"] == "${DASHBOARD_PASSWORD:-}"
+    assert "API_KEY" in Settings.model_fields["dashboard_password"].description
+
+
+def test_every_container_runs_as_a_non_root_user():
+    dockerfile_users = re.findall(r"^USER\s+(\S+)", (REPO / "Dockerfile").read_text(), re.MULTILINE)
+    assert dockerfile_users and dockerfile_users[-1] not in ("root", "0")
+    for name, service in SERVICES.items():
+        if service.get("build"):
+            assert "user" not in service, name  # the Dockerfile's user
+            continue
+        user = str(service.get("user", ""))
+        assert user, f"{name} runs as its image's user; set a non-root `user:`"
+        assert user.split(":")[0] not in ("0", "root"), f"{name} runs as root"
+
+
+def test_instance_base_is_required_and_the_demo_names_the_simulator_explicitly():
+    shared = COMPOSE["x-modwatch-env"]
+    assert REQUIRED.match(shared["INSTANCE_BASE"]) and "simulator:3000" in shared["INSTANCE_BASE"]
+    assert REQUIRED.match(shared["MASTODON_ACCESS_TOKEN"])
+    header = (REPO / "docker-compose.yml").read_text().split("name: modwatch")[0]
+    assert "INSTANCE_BASE=http://simulator:3000" in header and "--profile demo" in header

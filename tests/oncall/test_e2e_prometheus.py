@@ -221,7 +221,7 @@ def test_template_variables_have_values(stack):
 
 def test_queued_jobs_without_a_worker_raise_queue_stalled(stack):
     """Workers stopped for `webhooks` (none listens there), a job queued: ModwatchQueueStalled fires for it."""
-    Queue("webhooks", connection=redis.Redis.from_url(REDIS_URL)).enqueue("modwatch.jobs.tasks.record_queue_stats")
+    Queue("webhooks", connection=redis.Redis.from_url(REDIS_URL)).enqueue("modwatch.jobs.monitoring.record_queue_stats")
 
     def stalled_alert():
         alerts = stack.prometheus.get("/api/v1/alerts").json()["data"]["alerts"]

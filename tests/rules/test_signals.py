@@ -12,7 +12,7 @@ import redis
 from modwatch.moderation import waves
 from modwatch.moderation.detectors import gather, random_looking
 from modwatch.moderation.domains import DomainListError, covered, parse_domain_list
-from modwatch.moderation.engine import RulesCache, RulesError, load_rules
+from modwatch.moderation.engine import RulesCache, RulesError
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 MASTODON_CSV = """#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate

@@ -1,13 +1,11 @@
 """The simulator's rate-limit families and report validation, each following the Mastodon source file it cites."""
 
-import json
 from datetime import datetime, timezone
 
 import httpx
-import pytest
 
 from modwatch.simulator.server import running
-from sim_support import ADMIN, SHARED, USER, body, find
+from sim_support import ADMIN, USER, body, find
 
 
 def get(sim, path, headers=ADMIN, **params):

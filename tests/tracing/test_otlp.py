@@ -1,8 +1,10 @@
-"""Our OTLP wire encoder against the SDK's: the same ExportTraceServiceRequest, field by field."""
+"""The work horse handover: spans a horse holds leave it OTLP-encoded by the SDK's encoder and come back, in
+its worker, as the same spans; a process that exports uses the SDK's own OTLP/HTTP exporter."""
 
 from __future__ import annotations
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans as sdk_encode_spans
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -12,8 +14,7 @@ from opentelemetry.trace import (
     Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState, set_span_in_context,
 )
 
-from modwatch.telemetry import otlp
-from modwatch.telemetry.tracing import decode_spans
+from modwatch.telemetry.tracing import SpanRelay, build_provider, decode_spans
 
 
 def made_spans():
@@ -42,17 +43,23 @@ def made_spans():
     return exporter.get_finished_spans()
 
 
-def test_the_wire_encoding_parses_to_the_sdks_message():
+def handed_over(spans) -> bytes | None:
+    """What a horse's relay hands its worker after holding `spans`."""
+    relay = SpanRelay(InMemorySpanExporter(), spans[0].resource if spans else Resource.create())
+    relay.held = list(spans)
+    return relay.take()
+
+
+def test_the_handover_is_the_sdks_export_request():
     spans = made_spans()
-    ours = ExportTraceServiceRequest.FromString(otlp.encode_spans(spans))
-    assert ours == sdk_encode_spans(spans)
-    # Two scopes under one resource, in order of first appearance (the inner span ends first).
-    assert [len(scope.spans) for scope in ours.resource_spans[0].scope_spans] == [1, 3]
+    sent = ExportTraceServiceRequest.FromString(handed_over(spans))
+    assert sent == sdk_encode_spans(spans)
+    assert sum(len(scope.spans) for scope in sent.resource_spans[0].scope_spans) == 4
 
 
 def test_spans_round_trip_through_the_work_horse_handover():
     spans = made_spans()
-    decoded = decode_spans(otlp.encode_spans(spans), spans[0].resource)
+    decoded = decode_spans(handed_over(spans), spans[0].resource)
     def shape(span):
         return (span.name, span.context.trace_id, span.context.span_id, span.parent.span_id if span.parent else None,
                 span.kind, dict(span.attributes), [(event.name, dict(event.attributes)) for event in span.events],
@@ -62,5 +69,12 @@ def test_spans_round_trip_through_the_work_horse_handover():
     assert [shape(span) for span in decoded] == [shape(span) for span in spans]
 
 
-def test_nothing_to_encode_is_an_empty_request():
-    assert otlp.encode_spans([]) == b""
+def test_nothing_held_is_nothing_handed_over():
+    assert handed_over([]) is None
+
+
+def test_an_exporting_process_uses_the_sdks_otlp_exporter_as_it_is(monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
+    provider = build_provider("test")
+    assert type(provider.relay.exporter) is OTLPSpanExporter
+    provider.shutdown()

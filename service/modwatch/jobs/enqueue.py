@@ -11,7 +11,7 @@ from rq import Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job
 
-from modwatch.jobs import tasks
+from modwatch.jobs import monitoring, tasks
 from modwatch.jobs.queues import MODERATION, MONITORING, WEBHOOKS, get_queue
 from modwatch.moderation.followups import FollowUp
 
@@ -63,10 +63,12 @@ JOB_OPTIONS: dict[Callable[..., Any], JobOptions] = {
     tasks.sync_report_outcomes: _POLL,  # no retry: the next poll syncs again
     tasks.poll_admin_accounts: _POLL,
     tasks.poll_admin_accounts_local: _POLL,
+    # Recurring too: what one run leaves waits for the next.
+    tasks.file_pending_reports: JobOptions(MODERATION, timeout=300, result_ttl=3600, failure_ttl=7 * DAY),
     tasks.analyze_and_maybe_report: JobOptions(
         MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
     ),
-    tasks.record_queue_stats: JobOptions(MONITORING, timeout=30, result_ttl=300, failure_ttl=DAY),
+    monitoring.record_queue_stats: JobOptions(MONITORING, timeout=30, result_ttl=300, failure_ttl=DAY),
     tasks.report_streamed_account: JobOptions(
         MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
     ),

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modwatch.jobs import tasks
+from modwatch.jobs import monitoring, tasks
 
 
 class NoArguments(BaseModel):
@@ -37,7 +37,7 @@ TRIGGERABLE: dict[str, Triggerable] = {
     "poll_admin_accounts_local": Triggerable(
         tasks.poll_admin_accounts_local, NoArguments, "Poll local admin accounts now."
     ),
-    "record_queue_stats": Triggerable(tasks.record_queue_stats, NoArguments, "Collect queue statistics now."),
+    "record_queue_stats": Triggerable(monitoring.record_queue_stats, NoArguments, "Collect queue statistics now."),
     "sync_report_outcomes": Triggerable(
         tasks.sync_report_outcomes, NoArguments, "Read moderators' verdicts on modwatch's reports now."
     ),

@@ -27,6 +27,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
+import rq.registry
 import rq.scheduler
 import structlog
 from opentelemetry import trace
@@ -42,6 +43,7 @@ from modwatch.telemetry.rq_tracing import SendSpan, end_attempt_span, span_state
 
 log = structlog.get_logger(__name__)
 
+MOVING_MODULES = (rq.scheduler, rq.registry)
 # redis-py 8.2 added a join to PubSubWorkerThread.stop(); before it, stop() only dropped the flag.
 _NO_WAIT = {"timeout": 0} if "timeout" in inspect.signature(PubSubWorkerThread.stop).parameters else {}
 
@@ -106,19 +108,18 @@ class AttemptTelemetry:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("work_horse_killed_handler", self._horse_killed)
-        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        super().__init__(*args, **kwargs)
         self.push_exc_handler(self._record_exception)  # type: ignore[attr-defined]
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
+        # RQ moves due jobs (its scheduler, backoff retries, enqueue_in/at) and, from 3.0, ready
+        # dependents (ReadyJobRegistry) through the `Queue` name of those modules, and takes no
+        # queue class for them: pointing the names at ours gives every such move its `send` span.
+        # Set in the worker process only, before its scheduler process forks.
+        for module in MOVING_MODULES:
+            module.Queue = self.queue_class  # type: ignore[attr-defined]
         freeze_heap()  # full collections would walk every start-up object again, between jobs
         return super().work(*args, **kwargs)  # type: ignore[misc]
-
-    def _start_scheduler(self, *args: Any, **kwargs: Any) -> Any:
-        # RQ's scheduler moves due jobs (backoff retries, enqueue_in/at) through the `Queue` name of
-        # its own module and takes no queue class: pointing that name at ours gives every such move
-        # its `send` span. Set in the worker process only, before the scheduler process forks.
-        rq.scheduler.Queue = self.queue_class  # type: ignore[misc]
-        return super()._start_scheduler(*args, **kwargs)  # type: ignore[misc]
 
     def unsubscribe(self, *args: Any, **kwargs: Any) -> None:
         # Not an extension point: RQ unsubscribes, then stops its pubsub thread, counting on the
@@ -157,11 +158,11 @@ class AttemptTelemetry:
         finally:
             duration = time.perf_counter() - started_clock
             report = self._attempt_report or self.horse_report()
+            ended: str | None = None
             try:
                 ended = job_metrics.record_attempt(job, report, enqueued_at, started, duration)
             except Exception:  # a metrics failure must never stop the worker
                 log.warning("job_metrics_lost", job_id=job.id, exc_info=True)
-                ended = None
             failure = None
             if report is None and ended != "succeeded":
                 failure = self._attempt_failure or f"attempt {ended or 'unknown'}"
@@ -173,7 +174,7 @@ class AttemptTelemetry:
 
     def report(self, job: Job, span: Any = None) -> job_metrics.Report:
         """The attempt that just ended, from the job this process ran it with."""
-        report = {
+        report: job_metrics.Report = {
             "job_id": job.id,
             "outcome": job_metrics.classify(job.get_status(refresh=False), self._attempt_failure),
             "trace_id": job_metrics.trace_id(job),
@@ -255,24 +256,21 @@ class ModwatchWorker(AttemptTelemetry, HorsePipe, Worker):
     takes longer to fork (docs/performance.md).
     """
 
-    _metrics_at_fork: metrics.Snapshot = {}
+    _metrics_at_start: metrics.Snapshot = {}
 
     def fork_work_horse(self, job: Job, queue: Any, *args: Any, **kwargs: Any) -> None:
         # Not an RQ extension point: the last moment in the worker before the horse exists.
         modules = len(sys.modules)
         try:
-            job.func
-        except (Exception, SystemExit):  # noqa: BLE001
+            _ = job.func  # imports the job's module
+        except (Exception, SystemExit):
             pass  # the horse fails the job with RQ's own error, as it would have; the worker goes on
         if len(sys.modules) != modules:
             freeze_heap()
         read_end = self.open_pipe()
         write_end = self._pipe
         try:
-            with metrics.FORK_LOCK:
-                # The horse starts from these values. Taken here, in the worker, it reads warm memory;
-                # in the horse, every object it touches would first be copied from the worker.
-                self._metrics_at_fork = metrics.snapshot()
+            with metrics.FORK_LOCK:  # never fork while /metrics holds a metric's lock
                 super().fork_work_horse(job, queue, *args, **kwargs)  # a horse never comes back
         finally:
             os.close(write_end)  # type: ignore[arg-type]
@@ -287,12 +285,13 @@ class ModwatchWorker(AttemptTelemetry, HorsePipe, Worker):
     def perform_job(self, job: Job, queue: Any, *args: Any, **kwargs: Any) -> bool:
         # Not an RQ extension point: the report must go after RQ recorded the outcome, before its os._exit.
         tracing.hold_spans()
+        self._metrics_at_start = metrics.start_horse()
         # An exception out of RQ's perform_job ends the horse with status 1 and no report: the
         # worker then reads the attempt's outcome from Redis.
         performed = super().perform_job(job, queue, *args, **kwargs)
         try:
             report = self.report(job, trace.get_current_span())
-            report["metrics"] = metrics.changes_since(self._metrics_at_fork)
+            report["metrics"] = metrics.changes_since(self._metrics_at_start)
             if spans := tracing.take_held_spans():
                 report["spans"] = base64.b64encode(spans).decode()
             self.send_to_worker(json.dumps(report).encode())

@@ -1,7 +1,10 @@
 """The job functions. Plain functions: RQ imports them by dotted path, so names are contracts.
 
-Each body is thin: the work lives in `modwatch.moderation.flows` and `modwatch.telemetry.queue_stats`,
-so it can be tested without a queue and the queue can be tested without Mastodon. Moderation never
+Each body is thin: the work lives in `modwatch.moderation.flows`, so it can be tested without a
+queue and the queue can be tested without Mastodon. This module loads the moderation stack
+(SQLAlchemy, Mastodon.py, the rules engine) as it is imported, which is what a forking worker
+wants: it imports a job's module before the fork, once, and every horse inherits it. The
+monitoring job, which needs none of it, lives in `modwatch.jobs.monitoring`. Moderation never
 enqueues: the follow-ups a flow returns are enqueued here (`_dispatch`).
 """
 
@@ -94,6 +97,12 @@ def poll_admin_accounts_local() -> dict[str, Any]:
     return _run_exclusively("poll_admin_accounts_local", lambda: _dispatch(flows.poll_accounts("local", _submit)))
 
 
+def file_pending_reports() -> dict[str, Any]:
+    """Recurring: file the report decisions that wait (a rate-limit window, PANIC_STOP lifted, dry-run
+    decisions an operator filed, a look for an earlier attempt), oldest evidence first."""
+    return _run_exclusively("file_pending_reports", flows.file_pending_reports)
+
+
 def analyze_and_maybe_report(account_id: str, source: str = "manual") -> dict[str, Any]:
     """Score one account with its recent statuses; file a report when the score reaches the threshold."""
     return _dispatch(flows.analyze_and_maybe_report(account_id, source=source))
@@ -105,11 +114,3 @@ def report_streamed_account(account: dict[str, Any], statuses: list[dict[str, An
     The account and its posts come from the stream: nothing is fetched again.
     """
     return _dispatch(flows.analyse_payload(account, statuses, source="stream"))
-
-
-def record_queue_stats() -> dict[str, Any]:
-    """Recurring on the monitoring queue: proves scheduler -> queue -> worker works and stores when it did."""
-    from modwatch.jobs.queues import PRIORITY
-    from modwatch.telemetry import queue_stats
-
-    return queue_stats.record(PRIORITY)

@@ -14,6 +14,7 @@ import redis
 import structlog
 from prometheus_client import start_http_server
 from rq import Worker
+from rq.worker import BaseWorker
 
 from modwatch.jobs.queues import PRIORITY, get_queue
 from modwatch.jobs.rq_integration import ModwatchQueue, ModwatchSimpleWorker, ModwatchWorker
@@ -26,7 +27,7 @@ log = structlog.get_logger(__name__)
 HEALTHY_HEARTBEAT_SECONDS = 60
 
 
-def build_worker(connection: redis.Redis, queue_names: Sequence[str] = (), simple: bool = False) -> Worker:
+def build_worker(connection: redis.Redis, queue_names: Sequence[str] = (), simple: bool = False) -> BaseWorker:
     names = list(queue_names) or list(PRIORITY)
     worker_class = ModwatchSimpleWorker if simple else ModwatchWorker
     return worker_class([get_queue(name) for name in names], connection=connection, queue_class=ModwatchQueue)
@@ -48,7 +49,7 @@ def preload_rules(settings: Settings) -> None:
 # Each component's own /metrics port, so a worker and the scheduler on one host never collide; a second
 # worker (or scheduler) on the host finds its default taken and takes the first free spare port.
 DEFAULT_METRICS_PORTS = {"worker": 9100, "scheduler": 9101, "stream": 9102}
-SPARE_METRICS_PORTS = range(9102, 9200)
+SPARE_METRICS_PORTS = range(9110, 9200)  # clear of the defaults, with room for more components
 
 
 def serve_metrics(port: int | None, component: str = "worker", host: str = "127.0.0.1") -> int | None:

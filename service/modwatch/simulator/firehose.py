@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from modwatch.simulator.population import FIRST_NAMES, ORDINARY_TEXTS, REMOTE_DOMAINS, SPAM_KEYWORDS
 from modwatch.simulator.state import SimState
@@ -22,9 +22,14 @@ WAVE_TEXT = ("Huge crypto giveaway for the first 100 followers! Claim yours at "
              '<a href="https://bit.ly/{code}">bit.ly/{code}</a> and join t.me/freecoins{code} '
              '<span class="h-card"><a href="https://{domain}/@{first}" class="u-url mention">@<span>{first}</span></a></span> '
              '<span class="h-card"><a href="https://{domain}/@{second}" class="u-url mention">@<span>{second}</span></a></span>')
+BIOS = ("Gardener, reader, occasional cyclist.", "Software person. Opinions my own.", "Birds, maps and tea.",
+        "Teacher by day, drummer by night.", "Photography and long walks.", "Open source, open data, open minds.")
 # Background spam: the kind a keyword list partly catches, one post at a time.
 SPAM_TEXTS = tuple(f"Join the {keyword} now! Only today." for keyword in SPAM_KEYWORDS)
 AUTHORS = 400  # ordinary authors the firehose starts with; more join as it runs
+# A federated timeline is many authors posting a few times an hour: a quarter of the posts come
+# from an author not seen before, so after N posts there are about N/4 authors, early ones with more.
+NEW_AUTHOR_SHARE = 0.25
 MAX_TICK_POSTS = 5000
 TICK_SECONDS = 0.01
 
@@ -103,9 +108,13 @@ def _run(state: SimState, hose: Firehose) -> None:
 
 
 def _new_author(state: SimState, rng: random.Random, hose: Firehose, at: datetime, pattern: str = "firehose") -> int:
+    """An author new to the firehose: people have had their accounts for months or years; spammers since today."""
     domain = rng.choice(REMOTE_DOMAINS) if rng.random() < hose.remote_share else None
     name = f"{rng.choice(FIRST_NAMES)}{len(state.accounts)}"
-    return state.add_account(name, domain, at, display_name=name.title(), pattern=pattern).id
+    if pattern == "firehose_spam":
+        return state.add_account(name, domain, at, display_name=name.title(), pattern=pattern).id
+    return state.add_account(name, domain, at - timedelta(days=rng.uniform(30, 2000)), display_name=name.title(),
+                             note=f"<p>{rng.choice(BIOS)}</p>", pattern=pattern).id
 
 
 def _one(state: SimState, rng: random.Random, hose: Firehose, authors: list[int], spammers: list[int],
@@ -125,7 +134,7 @@ def _one(state: SimState, rng: random.Random, hose: Firehose, authors: list[int]
             spammers.append(_new_author(state, rng, hose, at, pattern="firehose_spam"))
         state.add_status(rng.choice(spammers), at, rng.choice(SPAM_TEXTS))
         return
-    if rng.random() < 0.01:
+    if rng.random() < NEW_AUTHOR_SHARE:
         authors.append(_new_author(state, rng, hose, at))
     media = ["A photo of the view described in the post."] if rng.random() < 0.1 else []
     state.add_status(rng.choice(authors), at, rng.choice(ORDINARY_TEXTS), media_descriptions=media)

@@ -40,6 +40,7 @@ HEARTBEAT_SECONDS = 15.0
 # How often an open stream looks for new events: events published meanwhile go out in one write.
 POLL_SECONDS = 0.02
 CAPACITY = 200_000
+READ_EVENTS = 200
 
 
 def channels_of(status: Status, remote: bool) -> tuple[str, ...]:
@@ -98,11 +99,14 @@ class StreamHub:
             return self._base + len(self._events)
 
     def read(self, cursor: int, channel: str) -> tuple[int, bytes]:
-        """Everything for `channel` after `cursor`, as one chunk, and the new cursor."""
+        """What `channel` has after `cursor`, up to READ_EVENTS events as one chunk, and the new cursor.
+
+        Bounded: a client that falls behind gets its backlog in pieces, not copied whole at every poll.
+        """
         with self._lock:
             start = max(cursor - self._base, 0)
-            events = self._events[start:]
-            head = self._base + len(self._events)
+            events = self._events[start:start + READ_EVENTS]
+            head = self._base + start + len(events)
         return head, b"".join(data for channels, data in events if channel in channels)
 
     def disconnect(self, down_seconds: float = 0.0) -> dict:
@@ -168,7 +172,7 @@ async def _events(hub: StreamHub, channel: str):
             elif now - beat >= hub.heartbeat_seconds:
                 yield b":thump\n"
                 beat = now
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(POLL_SECONDS if cursor >= hub.head else 0)
     finally:
         hub.open_streams -= 1
 

@@ -58,6 +58,8 @@ log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("modwatch.stream")
 
 LEASE_KEY = "modwatch:stream:leader"
+# Per host, refreshed every lease tick by active and standby consumers alike: `modwatch healthcheck stream`.
+HEARTBEAT_KEY = "modwatch:stream:heartbeat:{host}"
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 60.0
 GAP_PAGE = 40  # Mastodon's page maximum for timelines
@@ -80,7 +82,9 @@ class Consumer:
         self.client_factory = client_factory or (lambda: MastodonClient.from_settings(settings))
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.lease = connection.lock(LEASE_KEY, timeout=settings.stream_lease_seconds, thread_local=False)
-        self.items: queue.Queue[Received | Deleted | GapFilled] = queue.Queue()
+        # Bounded: when analysis falls behind, the backlog waits in the socket and on the server
+        # (TCP backpressure) instead of piling up here as objects every garbage collection walks.
+        self.items: queue.Queue[Received | Deleted | GapFilled] = queue.Queue(maxsize=4 * settings.stream_batch_size)
         self.stopping = threading.Event()
         self.term = 0  # bumped each time this consumer becomes active; 0 while standby
         self.window = Window()
@@ -111,6 +115,8 @@ class Consumer:
 
     def tick(self) -> None:
         try:
+            self.connection.set(HEARTBEAT_KEY.format(host=socket.gethostname()), time.time(),
+                                ex=3 * self.settings.stream_lease_seconds)
             if self.active:
                 self.lease.reacquire()
             elif self.lease.acquire(blocking=False, token=self.name):
@@ -283,6 +289,11 @@ class Consumer:
             STREAM_DECISION_LATENCY.observe(done - item.received_at)
         if outcome.reported:
             log.info("stream_reports_started", accounts=len(outcome.reported), batch_id=batch_id)
+
+
+def healthy_on_host(connection: redis.Redis, host: str | None = None) -> bool:
+    """A consumer on this host (active or standing by) ticked within three leases."""
+    return connection.exists(HEARTBEAT_KEY.format(host=host or socket.gethostname())) == 1
 
 
 def _int(value: str | None) -> int | None:

@@ -6,11 +6,13 @@ Each process serves the default registry; which process fills which metric is in
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from modwatch import __version__
@@ -47,6 +49,12 @@ MASTODON_DURATION = Histogram(
 )
 MASTODON_RATELIMIT_REMAINING = Gauge("modwatch_mastodon_ratelimit_remaining", "X-RateLimit-Remaining of the last answer.")
 MASTODON_RATE_LIMITED = Counter("modwatch_mastodon_rate_limited", "429 answers from Mastodon.", ["endpoint"])
+RATELIMIT_REMAINING = Gauge("modwatch_ratelimit_remaining", "Requests left in a rate-limit family's window, last answer.",
+                            ["family"])
+RATELIMIT_RESET = Gauge("modwatch_ratelimit_reset_timestamp_seconds", "When a rate-limit family's window ends, unix time.",
+                        ["family"])
+RATELIMIT_WAITS = Counter("modwatch_ratelimit_waits", "Requests the gate held back, by the family that refused.",
+                          ["family"])
 
 # Served by the scheduler process (the leader): what it found and repaired on its last loop.
 RECURRING_JOBS = Gauge("modwatch_scheduler_recurring_jobs", "Recurring jobs registered in rq-scheduler, per the leader.", ["function"])
@@ -96,8 +104,9 @@ DEFINED: dict[str, MetricWrapperBase] = {
 TYPES: dict[str, str] = {name: metric.describe()[0].type for name, metric in DEFINED.items()}
 
 # Metric changes made in a forked work horse die with it (RQ ends the horse with os._exit). The
-# horse takes a snapshot before the job, sends the difference to its parent worker after it, and
-# the parent applies it to its own registry, which is the one /metrics serves.
+# horse starts from empty labelled metrics (`start_horse`), sends what it holds at the end to its
+# parent worker (`changes_since`), and the parent applies it to its own registry, which is the one
+# /metrics serves. A gauge a horse changes is `set`, never incremented: its value is sent as it is.
 # (metric name, label values) -> values: a counter's or gauge's value, or a histogram's bucket
 # counts (not cumulative) followed by its sum.
 Snapshot = dict[tuple[str, tuple[str, ...]], list[float]]
@@ -106,27 +115,54 @@ Snapshot = dict[tuple[str, tuple[str, ...]], list[float]]
 Change = list[Any]
 
 
-def _series(metric: Any) -> Iterable[tuple[tuple[str, ...], Any]]:
-    if not metric._labelnames:
-        return [((), metric)]
-    with metric._lock:
-        return list(metric._metrics.items())
+def _series(name: str, metric: MetricWrapperBase) -> dict[tuple[str, ...], list[float]]:
+    """Label values -> values of each series of `metric`, read through its public collect()."""
+    values: dict[tuple[str, ...], list[float]] = {}
+    sums: dict[tuple[str, ...], float] = {}
+    for family in metric.collect():
+        for sample in family.samples:
+            if sample.name.endswith("_created"):
+                continue
+            labels = tuple(value for key, value in sample.labels.items() if key != "le")
+            if TYPES[name] != "histogram":
+                values[labels] = [sample.value]
+            elif sample.name.endswith("_bucket"):
+                values.setdefault(labels, []).append(sample.value)  # cumulative, in bucket order
+            elif sample.name.endswith("_sum"):
+                sums[labels] = sample.value
+    for labels, total in sums.items():
+        cumulative = values[labels]
+        values[labels] = [count - below for below, count in zip([0.0, *cumulative], cumulative)] + [total]
+    return values
 
 
-def _values(kind: str, series: Any) -> list[float]:
-    # Read from prometheus_client's value holders: collect() would build every sample object, and
-    # the horse snapshots twice per job.
-    if kind == "histogram":
-        return [bucket.get() for bucket in series._buckets] + [series._sum.get()]
-    return [series._value.get()]
+# Functions that keep metric series (labels() validates its arguments on every call): a work horse
+# empties them with the metrics (`start_horse`).
+_SERIES_CACHES: list[Any] = []
+
+
+def kept_series(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`functools.lru_cache` for a function returning metric series, forgotten in each work horse."""
+    cached = functools.lru_cache(maxsize=1024)(function)
+    _SERIES_CACHES.append(cached)
+    return cached
+
+
+def start_horse() -> Snapshot:
+    """In a work horse, first: drop the labelled series inherited from the worker (the worker keeps
+    its own), so that what the horse holds at the end is what it changed; returns the baseline of
+    the few unlabelled metrics, which cannot be emptied. Both through the public API, and cheap:
+    a snapshot of every series costs milliseconds (collect() builds every sample)."""
+    for metric in DEFINED.values():
+        metric.clear()  # a no-op for an unlabelled metric
+    for cache in _SERIES_CACHES:
+        cache.cache_clear()
+    return snapshot()
 
 
 def snapshot() -> Snapshot:
-    return {
-        (name, label_values): _values(TYPES[name], series)
-        for name, metric in DEFINED.items()
-        for label_values, series in _series(metric)
-    }
+    return {(name, label_values): values
+            for name, metric in DEFINED.items() for label_values, values in _series(name, metric).items()}
 
 
 def changes_since(before: Snapshot) -> list[Change]:
@@ -145,18 +181,77 @@ def changes_since(before: Snapshot) -> list[Change]:
 
 def apply_changes(changes: Iterable[Change]) -> None:
     for name, label_values, values in changes:
+        if TYPES[name] == "histogram":
+            _handed_over(name).add(tuple(label_values), values)
+            continue
         metric = DEFINED[name]
         series = metric.labels(*label_values) if label_values else metric
         if TYPES[name] == "counter":
             series.inc(values[0])
-        elif TYPES[name] == "gauge":
-            series.set(values[0])
         else:
-            # prometheus_client has no public way to add bucket counts, only single observations.
-            *counts, total = values
-            for bucket, count in zip(series._buckets, counts):
-                bucket.inc(count)
-            series._sum.inc(total)
+            series.set(values[0])
+
+
+class HandedOverHistogram(Collector):
+    """A histogram as a worker serves it: its own observations plus the bucket counts and sums its
+    work horses reported.
+
+    prometheus_client adds to a histogram one observation at a time, and a horse reports counts per
+    bucket: they are kept here and added to the metric's own samples when it is collected. In the
+    worker this collector takes the metric's place in the default registry (the first time a horse
+    reports a change to it); snapshots keep reading the metric itself, so a horse's changes are
+    always measured against what it inherited.
+    """
+
+    def __init__(self, metric: MetricWrapperBase) -> None:
+        self.metric = metric
+        self.added: dict[tuple[str, ...], list[float]] = {}  # label values -> bucket counts, then sum
+        self.lock = threading.Lock()
+
+    def add(self, label_values: tuple[str, ...], values: list[float]) -> None:
+        with self.lock:
+            if label_values not in self.added:
+                if label_values:
+                    self.metric.labels(*label_values)  # the series exists, with its buckets, from now on
+                self.added[label_values] = [0.0] * len(values)
+            self.added[label_values] = [old + new for old, new in zip(self.added[label_values], values)]
+
+    def describe(self) -> Iterable[Metric]:
+        return self.metric.describe()
+
+    def collect(self) -> Iterable[Metric]:
+        with self.lock:
+            added = {labels: list(values) for labels, values in self.added.items()}
+        for family in self.metric.collect():
+            merged = Metric(family.name, family.documentation, family.type, family.unit)
+            bucket_index: dict[tuple[str, ...], int] = {}
+            for sample in family.samples:
+                labels = tuple(value for key, value in sample.labels.items() if key != "le")
+                extra = added.get(labels)
+                if extra is not None:
+                    *counts, total = extra
+                    if sample.name.endswith("_bucket"):
+                        index = bucket_index[labels] = bucket_index.get(labels, -1) + 1
+                        sample = sample._replace(value=sample.value + sum(counts[:index + 1]))
+                    elif sample.name.endswith("_count"):
+                        sample = sample._replace(value=sample.value + sum(counts))
+                    elif sample.name.endswith("_sum"):
+                        sample = sample._replace(value=sample.value + total)
+                merged.samples.append(sample)
+            yield merged
+
+
+_HANDED_OVER: dict[str, HandedOverHistogram] = {}
+
+
+def _handed_over(name: str) -> HandedOverHistogram:
+    collector = _HANDED_OVER.get(name)
+    if collector is None:
+        metric = DEFINED[name]
+        collector = _HANDED_OVER[name] = HandedOverHistogram(metric)
+        REGISTRY.unregister(metric)
+        REGISTRY.register(collector)
+    return collector
 
 
 # Held while /metrics reads the metrics and while the worker forks: a fork in the middle of a

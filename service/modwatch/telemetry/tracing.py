@@ -117,11 +117,12 @@ class SpanRelay(SpanProcessor):
         self.encoded.append(encoded)
 
     def take(self) -> bytes | None:
-        """The spans held so far as a serialized ExportTraceServiceRequest; None when there are none."""
-        from modwatch.telemetry.otlp import encode_spans
+        """The spans held so far as a serialized ExportTraceServiceRequest (the SDK's OTLP encoder);
+        None when there are none."""
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
         spans, self.held = self.held, []
-        return encode_spans(spans) if spans else None
+        return encode_spans(spans).SerializeToString() if spans else None
 
     def _start(self) -> None:
         if self.pid == os.getpid() or self.stopped:
@@ -283,10 +284,11 @@ def build_provider(process: str, local_store: bool = False) -> ModwatchTracerPro
     provider = ModwatchTracerProvider(resource=build_resource(process))
     exporter: SpanExporter | None = None
     if export_configured():
-        from modwatch.telemetry.otlp import build_exporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+        # Endpoint, headers, TLS, compression and retries come from the OTEL_EXPORTER_OTLP_* variables.
         timeout = None if any(os.environ.get(name) for name in TIMEOUT_VARIABLES) else EXPORT_TIMEOUT_SECONDS
-        exporter = build_exporter(timeout)
+        exporter = OTLPSpanExporter(timeout=timeout)
     elif local_store:
         from modwatch.telemetry.trace_store import RedisSpanExporter
 

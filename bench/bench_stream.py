@@ -1,0 +1,190 @@
+"""7. Stream consumer: posts per second sustained, p99 event to decision, REST requests per post.
+
+`modwatch stream` (its own process: Mastodon.py connection, parsing, batches, rules, decisions
+recorded in the database, metrics, traces) consumes the simulator's firehose (`modwatch simulate
+--stream-rate`, its own process) on `public:remote`:
+
+1. saturation: the firehose offers more than the consumer can take for `SATURATE_SECONDS`; the
+   decisions recorded per second over the last two thirds of it are the sustained throughput;
+2. paced: the firehose at `PACED_RATE` posts/s for `PACED_SECONDS`; p99 of decided_at - received_at
+   over those posts (from the rows), and whether the consumer kept the pace.
+
+The baseline is the same posts (the firehose's generator, same seed, so the same authors, texts
+and spam mix) through the rules engine alone in this process: each post parsed, added to its
+account's window and the account evaluated, with no queue, database or telemetry. The ratio is
+saturation throughput / baseline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+from sqlalchemy import select, text
+
+from common import Row, child_env, flush, free_port, python, stop, use_env, wait_http
+
+SATURATE_RATE = 1500
+SATURATE_SECONDS = 24
+PACED_RATE = 500
+PACED_SECONDS = 20
+BASELINE_POSTS = 20_000
+SEED = 9
+TARGET = 0.5
+
+
+def metric(text_: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for match in re.finditer(rf"^{name}(?:{{([^}}]*)}})? ([0-9.e+]+)$", text_, re.MULTILINE):
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
+
+
+def decided(port: int) -> float:
+    scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return sum(metric(scraped, "modwatch_stream_posts_total", decision=d)
+               for d in ("clean", "flagged", "reported", "already_reported"))
+
+
+def firehose(base: str, **settings: float) -> dict:
+    return httpx.put(f"{base}/_sim/stream/firehose", json=settings, timeout=10).json()
+
+
+def wait_drained(base: str, port: int, timeout: float = 120) -> None:
+    """Until the consumer decided every post the firehose made (edits count, deletes do not)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        published = httpx.get(f"{base}/_sim/stream", timeout=10).json()["published"]
+        if decided(port) >= published["update"] + published["status.update"]:
+            return
+        time.sleep(0.5)
+
+
+def baseline_posts_per_second(posts: int = BASELINE_POSTS) -> tuple[float, int]:
+    """The same firehose posts through the rules engine alone, in one process."""
+    from modwatch.moderation.analysis import current_rules, public_account
+    from modwatch.moderation.stream_analysis import Window
+    from modwatch.settings import get_settings
+    from modwatch.simulator import firehose as hose
+    from modwatch.simulator.state import Config, SimState
+
+    state = SimState(Config(seed=SEED, accounts=50))
+    config = hose.Firehose(rate=1)
+    import random
+
+    rng = random.Random(state.config.seed + 1)
+    authors: list[int] = []
+    spammers: list[int] = []
+    with state.lock:
+        authors.extend(hose._new_author(state, rng, config, state.now) for _ in range(hose.AUTHORS))
+        for _ in range(posts):
+            hose._one(state, rng, config, authors, spammers, state.now)
+    cursor, chunks = 0, []
+    while cursor < state.stream.head:
+        cursor, chunk = state.stream.read(cursor, "public:remote")
+        chunks.append(chunk)
+    payloads = [line[6:] for line in b"".join(chunks).split(b"\n") if line.startswith(b"data: {")]
+    rules = current_rules(get_settings())
+    window = Window()
+    started = time.perf_counter()
+    for payload in payloads:
+        status = orjson.loads(payload)
+        account = public_account(status["account"])
+        window.add(account, status)
+        rules.evaluate(*window.account(str(account["id"])))
+    return len(payloads) / (time.perf_counter() - started), len(payloads)
+
+
+def run() -> list[Row]:
+    flush()
+    with tempfile.TemporaryDirectory() as tmp:
+        sim_port, metrics_port = free_port(), free_port()
+        base = f"http://127.0.0.1:{sim_port}"
+        database = os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{tmp}/modwatch.db")
+        env = child_env(Path(tmp), INSTANCE_BASE=base, MASTODON_ACCESS_TOKEN="sim-admin-token", DRY_RUN="true",
+                        LOG_LEVEL="WARNING", DATABASE_URL=database)
+        use_env(env)
+        from modwatch.storage.db import session_scope, upgrade_database
+        from modwatch.storage.models import StreamPost
+
+        upgrade_database()
+        with session_scope() as session:
+            session.execute(text("DELETE FROM stream_posts"))
+            session.execute(text("DELETE FROM stream_cursors"))
+        simulator = subprocess.Popen(python("-m", "modwatch.cli", "simulate", "--port", str(sim_port), "--seed",
+                                            str(SEED), "--accounts", "50", "--ratelimit", "100000"), env=env)
+        consumer = None
+        try:
+            wait_http(f"{base}/api/v1/instance", simulator)
+            consumer = subprocess.Popen(python("-m", "modwatch.cli", "stream", "--metrics-port", str(metrics_port)),
+                                        env=env)
+            wait_http(f"http://127.0.0.1:{metrics_port}/metrics", consumer)
+            while "modwatch_stream_connected{stream=\"public:remote\"} 1.0" not in httpx.get(
+                    f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text:
+                time.sleep(0.2)
+
+            paced_from = time.time()
+            firehose(base, rate=PACED_RATE)
+            time.sleep(PACED_SECONDS)
+            made = firehose(base, rate=0)["made"]
+            wait_drained(base, metrics_port)
+            with session_scope() as session:
+                rows = session.execute(select(StreamPost.decided_at, StreamPost.received_at)
+                                       .where(StreamPost.received_at >= _utc(paced_from))).all()
+            waits = sorted((decided_at - received_at).total_seconds() for decided_at, received_at in rows)
+            p99 = waits[int(len(waits) * 0.99) - 1] if waits else float("nan")
+            paced_rate = len(waits) / PACED_SECONDS
+            firehose(base, rate=SATURATE_RATE, edit_ratio=0.01, delete_ratio=0.01)
+            time.sleep(SATURATE_SECONDS / 3)
+            first, first_at = decided(metrics_port), time.monotonic()
+            made_first = firehose(base)["made"]
+            time.sleep(SATURATE_SECONDS * 2 / 3)
+            last, last_at = decided(metrics_port), time.monotonic()
+            made_last = firehose(base, rate=0)["made"]
+            sustained = (last - first) / (last_at - first_at)
+            offered = (made_last - made_first) / (last_at - first_at)
+            print(f"saturated: {sustained:.0f} posts/s decided, {offered:.0f} offered", flush=True)
+
+            scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+            rest = metric(scraped, "modwatch_mastodon_requests_total")
+            streaming = sum(metric(scraped, "modwatch_mastodon_requests_total", endpoint=e)
+                            for e in ("/api/v1/streaming/public/remote",))
+            total_decided = decided(metrics_port)
+        finally:
+            if consumer is not None:
+                stop(consumer)
+            stop(simulator)
+    flush()
+    baseline, baseline_count = baseline_posts_per_second()
+    ratio = sustained / baseline
+    rest_per_post = (rest - streaming) / max(total_decided, 1)
+    return [Row(
+        f"7. stream consumer, firehose on public:remote, {SATURATE_SECONDS} s saturated + {PACED_SECONDS} s at "
+        f"{PACED_RATE}/s",
+        f"{sustained:.0f} posts/s sustained (offered {offered:.0f}/s); p99 event->decision {p99:.2f} s at "
+        f"{paced_rate:.0f}/s; {rest_per_post:.4f} REST requests per post",
+        f"{baseline:.0f} posts/s, rules engine alone in one process ({baseline_count} posts)",
+        ratio, f">= {TARGET}; >= 500 posts/s, p99 <= 2 s, 0 REST per post",
+        ratio >= TARGET and sustained >= 500 and p99 <= 2 and rest_per_post < 0.01,
+        [f"{total_decided:.0f} posts decided, {rest - streaming:.0f} REST requests (instance at start), "
+         f"{streaming:.0f} streaming connections; paced: {made} posts made"],
+    )]
+
+
+def _utc(epoch: float):
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+if __name__ == "__main__":
+    for row in run():
+        print(row)
