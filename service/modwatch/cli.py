@@ -90,6 +90,22 @@ def check_mastodon_version(settings: Settings) -> None:
         log.warning("mastodon_unreachable_at_start", error=str(exc), instance=settings.instance_base)
     else:
         log.info("mastodon_version", version=version, instance=settings.instance_base)
+        check_instance_rule_ids(settings, log)
+
+
+def check_instance_rule_ids(settings: Settings, log) -> None:
+    """At start: name every rule of the rules file whose instance rule ids the instance no longer lists."""
+    from modwatch.mastodon.client import MastodonClient
+    from modwatch.mastodon.errors import MastodonError
+    from modwatch.moderation import instance_rules
+    from modwatch.moderation.engine import RulesError
+
+    try:
+        log.info("instance_rule_ids", detail=instance_rules.check(MastodonClient.from_settings(settings), settings))
+    except ValueError as exc:  # RulesError is one too: an unreadable rules file is named the same way
+        log.error("instance_rule_ids_stale" if not isinstance(exc, RulesError) else "rules_file_unusable", error=str(exc))
+    except MastodonError as exc:
+        log.warning("instance_rules_unreadable", error=str(exc))
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
@@ -202,17 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="Quit when the queues are empty.")
     worker.add_argument("--simple", action="store_true", help="Run jobs in the worker process (no fork).")
     worker.add_argument("--metrics-port", type=int, default=None,
-                        help="Override METRICS_PORT (default 9100, or the first free port from 9102; 0 disables).")
+                        help="Override METRICS_PORT (default 9100, or the first free port from 9110; 0 disables).")
 
     scheduler = add("scheduler", cmd_scheduler, "Run the rq-scheduler leader for recurring jobs.")
     scheduler.add_argument("--burst", action="store_true", help="Schedule once and quit.")
     scheduler.add_argument("--metrics-port", type=int, default=None,
-                           help="Override METRICS_PORT (default 9101, or the first free port from 9102; 0 disables).")
+                           help="Override METRICS_PORT (default 9101, or the first free port from 9110; 0 disables).")
 
     stream = add("stream", cmd_stream, "Consume Mastodon's public streams (STREAMS) and analyse every post; "
                                        "one active consumer, the others stand by.")
     stream.add_argument("--metrics-port", type=int, default=None,
-                        help="Override METRICS_PORT (default 9102, or the first free port after it; 0 disables).")
+                        help="Override METRICS_PORT (default 9102, or the first free port from 9110; 0 disables).")
 
     dashboard = add("dashboard", cmd_dashboard, "Serve rq-dashboard behind HTTP basic auth.")
     dashboard.add_argument("--host", default="127.0.0.1", help="Address to listen on (a container passes 0.0.0.0).")

@@ -43,3 +43,33 @@ def test_a_horses_histogram_changes_are_served_by_the_worker():
     assert scraped(f"{name}_bucket", {**labels, "le": "+Inf"}) == 9
     # Snapshots still read the metric itself: a horse forked now starts from the worker's own values.
     assert metrics.snapshot()[(name, ("/handover/b", "POST"))][-1] == 0.2
+
+
+def test_a_horse_reports_only_what_it_changed_after_it_started():
+    import json
+    import os
+
+    from modwatch.telemetry import job_metrics
+
+    metrics.RULE_HITS.labels(rule="handover-worker").inc(5)  # the worker's own, inherited by the horse
+    job_metrics.enqueued_counter("handover", "kept").inc()  # a kept series, inherited too
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the horse
+        try:
+            baseline = metrics.start_horse()
+            metrics.RULE_HITS.labels(rule="handover-horse").inc()
+            job_metrics.enqueued_counter("handover", "kept").inc(2)
+            metrics.RATELIMIT_REMAINING.labels(family="global").set(7)
+            os.write(write_end, json.dumps(metrics.changes_since(baseline)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        changes = json.loads(pipe.read())
+    os.waitpid(pid, 0)
+    assert sorted(changes) == sorted([
+        ["modwatch_rule_hits", ["handover-horse"], [1.0]],
+        ["modwatch_jobs_enqueued", ["handover", "kept"], [2.0]],
+        ["modwatch_ratelimit_remaining", ["global"], [7.0]],
+    ])

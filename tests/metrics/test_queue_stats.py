@@ -132,16 +132,6 @@ def test_queue_gauges_stay_true_without_any_worker_and_redis_down_is_explicit(ap
     assert down[("modwatch_dry_run", frozenset())] == 1 and down[("modwatch_panic_stop", frozenset())] == 0
 
 
-def test_ratelimit_remaining_is_the_shared_gate_and_only_when_known(api, db):
-    from modwatch.moderation.ratelimit import GATE_KEY
-
-    assert ("modwatch_mastodon_ratelimit_remaining", frozenset()) not in api_samples(api)  # no answer seen yet
-    db.hset(GATE_KEY, mapping={"limit": 300, "remaining": 12, "reset": time.time() + 60})
-    assert api_samples(api)[("modwatch_mastodon_ratelimit_remaining", frozenset())] == 12
-    db.hset(GATE_KEY, "reset", time.time() - 1)  # the window is over: the budget refilled
-    assert api_samples(api)[("modwatch_mastodon_ratelimit_remaining", frozenset())] == 300
-
-
 def test_closed_label_sets_start_at_zero():
     from prometheus_client import REGISTRY
 
@@ -152,7 +142,7 @@ def test_closed_label_sets_start_at_zero():
     sample = REGISTRY.get_sample_value
     assert sample("modwatch_jobs_finished_total", {"queue": "webhooks", "function": "process_new_status", "outcome": "failed"}) is not None
     assert sample("modwatch_job_wait_seconds_count", {"queue": "monitoring", "function": "record_queue_stats"}) is not None
-    assert sample("modwatch_mastodon_throttled_total", {"work": "backlog"}) is not None
+    assert sample("modwatch_ratelimit_waits_total", {"family": "paging"}) is not None
     assert sample("modwatch_webhook_deliveries_total", {"event": "status.created", "outcome": "bad_signature"}) is not None
 
 

@@ -8,10 +8,11 @@ from fastapi import FastAPI
 from starlette.middleware.errors import ServerErrorMiddleware
 
 from modwatch import __version__
-from modwatch.api import health, moderation, webhooks
+from modwatch.api import health, moderation, stream, webhooks
 from modwatch.api.docs import install_docs
 from modwatch.api.intake import IntakeMiddleware
 from modwatch.api import jobs as jobs_api
+from modwatch.api.problems import INTAKE
 from modwatch.settings import Settings, get_settings
 from modwatch.telemetry.http_metrics import HttpMetricsMiddleware
 from modwatch.telemetry.request_context import RequestContextMiddleware
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Spans come from the OpenTelemetry instrumentation (`instrument_app`); FastAPI's own
         # telemetry stands aside when it sees it, but would still wrap every request to find out.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        responses=INTAKE,
         docs_url=None,  # FastAPI's pages load Swagger UI and ReDoc from a CDN: `install_docs` serves our own copy
         redoc_url=None,
     )
@@ -46,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(jobs_api.router)
     app.include_router(moderation.router)
+    app.include_router(stream.router)
     install_docs(app)
     instrument_app(app)
     return app

@@ -21,6 +21,7 @@ from rq.worker import Worker
 
 from modwatch.api import trace_page
 from modwatch.api.deps import MAX_OFFSET, require_api_key, settings_dependency
+from modwatch.api.problems import AUTHENTICATED, problem, unprocessable
 from modwatch.api.strictjson import StrictJSONRoute
 from modwatch.connection import get_redis
 from modwatch.jobs import scheduler
@@ -33,7 +34,9 @@ from modwatch.telemetry.rq_tracing import is_recurring
 from modwatch.telemetry.trace_ids import current_trace_id
 from modwatch.telemetry.trace_store import TRACE_TTL_SECONDS, load_traces
 
-router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)], route_class=StrictJSONRoute)
+router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)], route_class=StrictJSONRoute,
+                   responses=AUTHENTICATED)
+NO_JOB = {404: problem("No such job (never existed, or expired)")}
 
 StatusName = Literal["queued", "started", "scheduled", "deferred", "failed", "finished", "canceled"]
 STATUSES: tuple[str, ...] = StatusName.__args__  # type: ignore[attr-defined]
@@ -157,7 +160,7 @@ def list_queues() -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/jobs")
+@router.get("/jobs", responses={404: problem("No such queue")})
 def list_jobs(
     queue: str = Query(..., description=f"One of: {', '.join(PRIORITY)}"),
     status: StatusName = Query("queued"),
@@ -180,7 +183,7 @@ def list_jobs(
     }
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=NO_JOB)
 def get_job(job_id: str, settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
     """One job with its result or error, retries, and the trace ids of its creation and executions."""
     return job_detail(_fetch(job_id), settings)
@@ -191,6 +194,7 @@ def get_job(job_id: str, settings: Settings = Depends(settings_dependency)) -> d
                          "as JSON, or as an HTML waterfall when the client accepts text/html",
           "content": {"application/json": {}, "text/html": {}}},
     307: {"description": "Redirect to the job's trace in the trace backend (TRACE_URL_TEMPLATE)"},
+    404: problem("No such job, or it carries no trace id"),
 })
 def open_job_trace(job_id: str, request: Request, settings: Settings = Depends(settings_dependency)) -> Response:
     """The job's trace: redirected to the trace backend, or shown from the local store (LOCAL_TRACES)."""
@@ -209,7 +213,7 @@ def open_job_trace(job_id: str, request: Request, settings: Settings = Depends(s
     return JSONResponse({"job_id": job_id, "kept_seconds": TRACE_TTL_SECONDS, "traces": kept})
 
 
-@router.post("/jobs/{job_id}/cancel", responses={409: {"description": "The job has already ended"}})
+@router.post("/jobs/{job_id}/cancel", responses={**NO_JOB, 409: problem("The job has already ended")})
 def cancel_job(job_id: str) -> dict[str, Any]:
     """Cancel a queued, scheduled or deferred job; ask the worker to stop a started one."""
     job = _fetch(job_id)
@@ -226,7 +230,7 @@ def cancel_job(job_id: str) -> dict[str, Any]:
     return {"id": job.id, "status": job.get_status()}
 
 
-@router.post("/jobs/{job_id}/requeue", responses={409: {"description": "The job is not failed, stopped or canceled"}})
+@router.post("/jobs/{job_id}/requeue", responses={**NO_JOB, 409: problem("The job is not failed, stopped or canceled")})
 def requeue_job(job_id: str) -> dict[str, Any]:
     """Put a failed, stopped or canceled job back on its queue."""
     job = _fetch(job_id)
@@ -259,13 +263,13 @@ class RescheduleRequest(BaseModel):
     run_now: bool = Field(False, description="Also run it as soon as possible")
 
 
-@router.post("/scheduled/reschedule", responses={404: {"description": "Not a recurring job"}})
+@router.post("/scheduled/reschedule", responses={404: problem("Not a recurring job")})
 def reschedule(request: RescheduleRequest) -> dict[str, Any]:
     """Change a recurring job's interval and/or bring its next run forward."""
     if request.task_name not in scheduler.RECURRING_NAMES:
         raise HTTPException(404, f"{request.task_name!r} is not a recurring job; known: {', '.join(scheduler.RECURRING_NAMES)}")
     if request.interval is None and not request.run_now:
-        raise HTTPException(422, "give an interval, run_now, or both")
+        raise unprocessable("give an interval, run_now, or both")
     return scheduler.reschedule(get_redis(), request.task_name, interval=request.interval, run_now=request.run_now)
 
 
@@ -282,7 +286,7 @@ def list_triggerable() -> list[dict[str, Any]]:
 @router.post(
     "/trigger/{task_name}",
     status_code=202,
-    responses={404: {"description": "Not a triggerable job"}, 422: {"description": "Invalid arguments"}},
+    responses={404: problem("Not a triggerable job")},
 )
 def trigger(task_name: str, arguments: dict[str, Any] | None = Body(None)) -> dict[str, Any]:
     """Enqueue a job from the allowlist in `modwatch.jobs.registry` with validated arguments."""
@@ -292,7 +296,8 @@ def trigger(task_name: str, arguments: dict[str, Any] | None = Body(None)) -> di
     try:
         validated = triggerable.arguments.model_validate(arguments or {})
     except ValidationError as exc:
-        raise HTTPException(422, exc.errors(include_url=False, include_context=False)) from None
+        errors = exc.errors(include_url=False, include_context=False)
+        raise unprocessable("", errors=[{**error, "loc": ("body", *error["loc"])} for error in errors]) from None
     options = JOB_OPTIONS[triggerable.function]
     job = get_queue(options.queue).enqueue(triggerable.function, **validated.model_dump(), **options.enqueue_kwargs())
     return {"job_id": job.id, "queue": options.queue, "status": job.get_status(refresh=False), "trace_id": current_trace_id()}

@@ -8,7 +8,6 @@ type (415), signature over the raw body (401), JSON and envelope (400), then ded
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import re
@@ -23,8 +22,9 @@ from pydantic import BaseModel
 from modwatch.api import strictjson
 from modwatch.api.body import buffered_body
 from modwatch.api.deps import settings_dependency
+from modwatch.api.problems import problem
 from modwatch.jobs.enqueue import WEBHOOK_JOBS, enqueue_webhook
-from modwatch.telemetry.metrics import WEBHOOK_DELIVERIES
+from modwatch.telemetry.metrics import WEBHOOK_DELIVERIES, kept_series
 from modwatch.telemetry.trace_ids import current_trace_id
 
 router = APIRouter(tags=["webhooks"])
@@ -61,7 +61,7 @@ ENVELOPE_SCHEMA = {
 }
 
 
-@functools.lru_cache(maxsize=64)
+@kept_series
 def deliveries(event: str, outcome: str) -> Any:
     """The delivery counter's series (events and outcomes are closed sets), kept: labels() validates on every call."""
     return WEBHOOK_DELIVERIES.labels(event=event, outcome=outcome)
@@ -121,11 +121,11 @@ def delivery_key(envelope: Envelope) -> str:
     response_model=WebhookAccepted,
     openapi_extra={"requestBody": ENVELOPE_SCHEMA},
     responses={
-        400: {"description": "Malformed JSON or envelope"},
-        401: {"description": "Missing or invalid X-Hub-Signature"},
-        413: {"description": "Body larger than WEBHOOK_MAX_BODY_BYTES"},
-        415: {"description": "Content type is not JSON"},
-        503: {"description": "Webhook secret not configured, or Redis unavailable (retry later)"},
+        400: problem("Malformed JSON or envelope"),
+        401: problem("Missing or invalid X-Hub-Signature"),
+        413: problem("Body larger than WEBHOOK_MAX_BODY_BYTES"),
+        415: problem("Content type is not JSON"),
+        503: problem("Webhook secret not configured, Redis unavailable, or no delivery slot free (retry later)"),
     },
 )
 def mastodon_events(request: Request) -> Any:

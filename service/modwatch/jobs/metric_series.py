@@ -9,16 +9,16 @@ created at start; open sets (endpoint templates, rule names) are not guessed.
 from __future__ import annotations
 
 from modwatch.jobs.enqueue import JOB_OPTIONS, WEBHOOK_JOBS
+from modwatch.mastodon.families import FAMILIES
 from modwatch.telemetry import metrics
 
 JOB_OUTCOMES = ("succeeded", "failed", "retried", "timed_out", "stopped")
 WEBHOOK_OUTCOMES = ("accepted", "duplicate", "bad_signature", "malformed", "too_large", "ignored_event",
                     "unavailable", "not_configured")
-THROTTLED_WORK = ("priority", "backlog")
 
 
 def start_at_zero(process: str) -> None:
-    """Create the process's closed-set series at 0 (api: webhook deliveries; worker: jobs and throttling)."""
+    """Create the process's closed-set series at 0 (api: webhook deliveries; worker: jobs and gate waits)."""
     if process == "api":
         for event in WEBHOOK_JOBS:
             for outcome in WEBHOOK_OUTCOMES:
@@ -28,5 +28,5 @@ def start_at_zero(process: str) -> None:
             metrics.JOB_WAIT.labels(queue=options.queue, function=function.__name__)
             for outcome in JOB_OUTCOMES:
                 metrics.JOBS_FINISHED.labels(queue=options.queue, function=function.__name__, outcome=outcome)
-        for work in THROTTLED_WORK:
-            metrics.MASTODON_THROTTLED.labels(work=work)
+        for family in FAMILIES:  # client-side throttling: the shared gate held a request back
+            metrics.RATELIMIT_WAITS.labels(family=family)

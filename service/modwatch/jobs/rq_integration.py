@@ -256,7 +256,7 @@ class ModwatchWorker(AttemptTelemetry, HorsePipe, Worker):
     takes longer to fork (docs/performance.md).
     """
 
-    _metrics_at_fork: metrics.Snapshot = {}
+    _metrics_at_start: metrics.Snapshot = {}
 
     def fork_work_horse(self, job: Job, queue: Any, *args: Any, **kwargs: Any) -> None:
         # Not an RQ extension point: the last moment in the worker before the horse exists.
@@ -270,10 +270,7 @@ class ModwatchWorker(AttemptTelemetry, HorsePipe, Worker):
         read_end = self.open_pipe()
         write_end = self._pipe
         try:
-            with metrics.FORK_LOCK:
-                # The horse starts from these values. Taken here, in the worker, it reads warm memory;
-                # in the horse, every object it touches would first be copied from the worker.
-                self._metrics_at_fork = metrics.snapshot()
+            with metrics.FORK_LOCK:  # never fork while /metrics holds a metric's lock
                 super().fork_work_horse(job, queue, *args, **kwargs)  # a horse never comes back
         finally:
             os.close(write_end)  # type: ignore[arg-type]
@@ -288,12 +285,13 @@ class ModwatchWorker(AttemptTelemetry, HorsePipe, Worker):
     def perform_job(self, job: Job, queue: Any, *args: Any, **kwargs: Any) -> bool:
         # Not an RQ extension point: the report must go after RQ recorded the outcome, before its os._exit.
         tracing.hold_spans()
+        self._metrics_at_start = metrics.start_horse()
         # An exception out of RQ's perform_job ends the horse with status 1 and no report: the
         # worker then reads the attempt's outcome from Redis.
         performed = super().perform_job(job, queue, *args, **kwargs)
         try:
             report = self.report(job, trace.get_current_span())
-            report["metrics"] = metrics.changes_since(self._metrics_at_fork)
+            report["metrics"] = metrics.changes_since(self._metrics_at_start)
             if spans := tracing.take_held_spans():
                 report["spans"] = base64.b64encode(spans).decode()
             self.send_to_worker(json.dumps(report).encode())

@@ -7,16 +7,15 @@ they pass and records once the last body chunk is sent. It wraps the whole middl
 
 from __future__ import annotations
 
-import functools
 import time
 from typing import Any, Callable
 
-from modwatch.telemetry.metrics import HTTP_DURATION, HTTP_REQUESTS
+from modwatch.telemetry.metrics import HTTP_DURATION, HTTP_REQUESTS, kept_series
 
 UNMATCHED_ROUTE = "unmatched"
 
 
-@functools.lru_cache(maxsize=1024)
+@kept_series
 def series(route: str, method: str, status: int) -> tuple[Any, Any]:
     """The counter and histogram series of one route, method and status, kept: labels() validates
     its arguments on every call. Routes are templates, so the combinations are few."""

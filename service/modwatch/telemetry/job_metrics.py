@@ -15,7 +15,6 @@ holds, and sends nothing.
 from __future__ import annotations
 
 import base64
-import functools
 from datetime import datetime, timezone
 from typing import Any
 
@@ -37,20 +36,20 @@ def function_label(job: Job) -> str:
     return job.func_name.rsplit(".", 1)[-1]
 
 
-@functools.lru_cache(maxsize=1024)
+@metrics.kept_series
 def enqueued_counter(queue: str, function: str) -> Any:
     """The enqueue counter's series, kept: labels() validates its arguments on every call."""
     return metrics.JOBS_ENQUEUED.labels(queue=queue, function=function)
 
 
-@functools.lru_cache(maxsize=1024)
+@metrics.kept_series
 def attempt_series(queue: str, function: str, outcome: str) -> tuple[Any, Any]:
     """The finished counter and run-time histogram series of one outcome, kept as `enqueued_counter`'s."""
     return (metrics.JOBS_FINISHED.labels(queue=queue, function=function, outcome=outcome),
             metrics.JOB_DURATION.labels(queue=queue, function=function, outcome=outcome))
 
 
-@functools.lru_cache(maxsize=1024)
+@metrics.kept_series
 def wait_series(queue: str, function: str) -> Any:
     return metrics.JOB_WAIT.labels(queue=queue, function=function)
 

@@ -6,8 +6,9 @@ Each process serves the default registry; which process fills which metric is in
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.metrics import MetricWrapperBase
@@ -46,11 +47,13 @@ MASTODON_REQUESTS = Counter(
 MASTODON_DURATION = Histogram(
     "modwatch_mastodon_request_duration_seconds", "Mastodon API call latency.", ["endpoint", "method"], buckets=HTTP_BUCKETS
 )
-# Requests modwatch's own gate (moderation/ratelimit.py) held back before asking Mastodon: client-side throttling.
-MASTODON_THROTTLED = Counter(
-    "modwatch_mastodon_throttled", "Mastodon calls deferred by modwatch's shared rate-limit gate.", ["work"]
-)
 MASTODON_RATE_LIMITED = Counter("modwatch_mastodon_rate_limited", "429 answers from Mastodon.", ["endpoint"])
+RATELIMIT_REMAINING = Gauge("modwatch_ratelimit_remaining", "Requests left in a rate-limit family's window, last answer.",
+                            ["family"])
+RATELIMIT_RESET = Gauge("modwatch_ratelimit_reset_timestamp_seconds", "When a rate-limit family's window ends, unix time.",
+                        ["family"])
+RATELIMIT_WAITS = Counter("modwatch_ratelimit_waits", "Requests the gate held back, by the family that refused.",
+                          ["family"])
 
 # Served by the scheduler process (the leader): what it found and repaired on its last loop.
 RECURRING_JOBS = Gauge("modwatch_scheduler_recurring_jobs", "Recurring jobs registered in rq-scheduler, per the leader.", ["function"])
@@ -100,8 +103,9 @@ DEFINED: dict[str, MetricWrapperBase] = {
 TYPES: dict[str, str] = {name: metric.describe()[0].type for name, metric in DEFINED.items()}
 
 # Metric changes made in a forked work horse die with it (RQ ends the horse with os._exit). The
-# horse takes a snapshot before the job, sends the difference to its parent worker after it, and
-# the parent applies it to its own registry, which is the one /metrics serves.
+# horse starts from empty labelled metrics (`start_horse`), sends what it holds at the end to its
+# parent worker (`changes_since`), and the parent applies it to its own registry, which is the one
+# /metrics serves. A gauge a horse changes is `set`, never incremented: its value is sent as it is.
 # (metric name, label values) -> values: a counter's or gauge's value, or a histogram's bucket
 # counts (not cumulative) followed by its sum.
 Snapshot = dict[tuple[str, tuple[str, ...]], list[float]]
@@ -129,6 +133,30 @@ def _series(name: str, metric: MetricWrapperBase) -> dict[tuple[str, ...], list[
         cumulative = values[labels]
         values[labels] = [count - below for below, count in zip([0.0, *cumulative], cumulative)] + [total]
     return values
+
+
+# Functions that keep metric series (labels() validates its arguments on every call): a work horse
+# empties them with the metrics (`start_horse`).
+_SERIES_CACHES: list[Any] = []
+
+
+def kept_series(function: Callable[..., Any]) -> Callable[..., Any]:
+    """`functools.lru_cache` for a function returning metric series, forgotten in each work horse."""
+    cached = functools.lru_cache(maxsize=1024)(function)
+    _SERIES_CACHES.append(cached)
+    return cached
+
+
+def start_horse() -> Snapshot:
+    """In a work horse, first: drop the labelled series inherited from the worker (the worker keeps
+    its own), so that what the horse holds at the end is what it changed; returns the baseline of
+    the few unlabelled metrics, which cannot be emptied. Both through the public API, and cheap:
+    a snapshot of every series costs milliseconds (collect() builds every sample)."""
+    for metric in DEFINED.values():
+        metric.clear()  # a no-op for an unlabelled metric
+    for cache in _SERIES_CACHES:
+        cache.cache_clear()
+    return snapshot()
 
 
 def snapshot() -> Snapshot:

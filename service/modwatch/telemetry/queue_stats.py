@@ -87,8 +87,6 @@ GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
     "modwatch_panic_stop": ("1 while PANIC_STOP is on.", ()),
     "modwatch_dry_run": ("1 while DRY_RUN is on.", ()),
     "modwatch_top_domain_violations": ("Violations per remote domain, the 20 worst only.", ("domain",)),
-    "modwatch_mastodon_ratelimit_remaining": (
-        "Mastodon requests left in the current window, as the workers' shared gate last saw them.", ()),
 }
 
 
@@ -198,13 +196,12 @@ def _flag(value: bytes | None, default: bool) -> int:
 class QueueStatsCollector(Collector):
     """Reads queue health from Redis when Prometheus scrapes the API (see the module docstring)."""
 
-    def __init__(self, queues: Sequence[str], scheduler_heartbeat_key: str, ratelimit_gate_key: str) -> None:
+    def __init__(self, queues: Sequence[str], scheduler_heartbeat_key: str) -> None:
         self.queues = [QueueKeys.of(name) for name in queues]
         self.extra = (
             ("mget", (LAST_SUCCESS_KEY, DURATION_KEY, scheduler_heartbeat_key)),
             ("hmget", (RUNTIME_KEY, "dry_run", "panic_stop")),
             ("zrevrange", (DOMAIN_VIOLATIONS_KEY, 0, TOP_DOMAINS - 1, True)),
-            ("hmget", (ratelimit_gate_key, "limit", "remaining", "reset")),
         )
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
@@ -214,7 +211,7 @@ class QueueStatsCollector(Collector):
         families = {name: GaugeMetricFamily(name, help, labels=labels) for name, (help, labels) in GAUGES.items()}
         settings = get_settings()
         try:
-            queues, (timestamps, runtime, domains, gate) = collect(get_redis(), self.queues, extra=self.extra)
+            queues, (timestamps, runtime, domains) = collect(get_redis(), self.queues, extra=self.extra)
         except redis.RedisError as exc:
             log.warning("queue_stats_unreadable", error=type(exc).__name__)
             families["modwatch_redis_up"].add_metric([], 0)
@@ -233,20 +230,9 @@ class QueueStatsCollector(Collector):
             if value is not None:
                 families[name].add_metric([], float(value))
         add_queue_stats(families, queues)
-        remaining = ratelimit_remaining(*gate, now=time.time())
-        if remaining is not None:
-            families["modwatch_mastodon_ratelimit_remaining"].add_metric([], remaining)
         for domain, violations in domains:
             families["modwatch_top_domain_violations"].add_metric([domain.decode()], violations)
         return [family for family in families.values() if family.samples]
-
-
-def ratelimit_remaining(limit: bytes | None, remaining: bytes | None, reset: bytes | None, now: float) -> float | None:
-    """What the gate says is left now: its count while its window lasts, the whole limit once it is over,
-    nothing before any worker saw Mastodon's headers (a made-up number would be a lie on a dashboard)."""
-    if remaining is not None and reset is not None and float(reset) > now:
-        return float(remaining)
-    return None if limit is None else float(limit)
 
 
 def add_queue_stats(families: dict[str, GaugeMetricFamily], queues: dict[str, Any]) -> None:
@@ -263,9 +249,9 @@ def add_queue_stats(families: dict[str, GaugeMetricFamily], queues: dict[str, An
 _collector: QueueStatsCollector | None = None
 
 
-def register_collector(queues: Sequence[str], scheduler_heartbeat_key: str, ratelimit_gate_key: str) -> None:
+def register_collector(queues: Sequence[str], scheduler_heartbeat_key: str) -> None:
     """Serve queue health from this process's default registry (the API process only); idempotent."""
     global _collector
     if _collector is None:
-        _collector = QueueStatsCollector(queues, scheduler_heartbeat_key, ratelimit_gate_key)
+        _collector = QueueStatsCollector(queues, scheduler_heartbeat_key)
         REGISTRY.register(_collector)
