@@ -18,6 +18,7 @@ index in a dict, for `modwatch eval` and tests.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import struct
@@ -64,12 +65,15 @@ def normalised_text(text: str) -> str:
     return " ".join(_NOT_WORD.sub(" ", text).split())
 
 
-def _minhash_bands(text: str) -> list[str]:
+# Cached: an account's posts are fingerprinted again at every analysis (the stream analyses an
+# account at each of its posts, with its recent ones), and waves repeat one text many times.
+@functools.lru_cache(maxsize=50_000)
+def _minhash_bands(text: str) -> tuple[str, ...]:
     shingles = {text[i:i + SHINGLE] for i in range(max(1, len(text) - SHINGLE + 1))}
     hashed = [struct.unpack("<Q", hashlib.blake2b(s.encode(), digest_size=8).digest())[0] for s in shingles]
     mins = [min((a * h + b) % _MERSENNE for h in hashed) for a, b in _SEEDS]
-    return [f"{band}:" + hashlib.blake2b(repr(mins[band * ROWS:(band + 1) * ROWS]).encode(), digest_size=8).hexdigest()
-            for band in range(BANDS)]
+    return tuple(f"{band}:" + hashlib.blake2b(repr(mins[band * ROWS:(band + 1) * ROWS]).encode(), digest_size=8).hexdigest()
+                 for band in range(BANDS))
 
 
 def invite_of(url: str) -> str | None:
