@@ -212,3 +212,24 @@ def test_webhook_deliveries_are_bounded_and_cannot_starve_liveness(start_api, pr
     assert all(int(answer.headers["Retry-After"]) > 0 for answer in answers)
     overloaded = [answer for answer in answers if "too many deliveries" in answer.json()["detail"]]
     assert len(overloaded) >= 50  # at most 4 at a time reached Redis in the second they waited
+
+
+def test_a_standby_scheduler_says_so_once_and_warns_about_nothing(fault_env, tmp_path):
+    """Two schedulers looping every second: the one without the lease logged a WARNING on every loop
+    (rq-scheduler's "Lock already taken - skipping run"); a standby is the design, not a fault."""
+    env = {**fault_env, "QUEUE_STATS_INTERVAL": "1", "POLL_ADMIN_ACCOUNTS_INTERVAL": "1",
+           "POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL": "1"}
+    first = modwatch("scheduler", env=env, log=tmp_path / "first.log")
+    try:
+        wait_for(lambda: "scheduler_leader" in (tmp_path / "first.log").read_text(), "the first to lead")
+        second = modwatch("scheduler", env=env, log=tmp_path / "second.log")
+        try:
+            wait_for(lambda: "scheduler_standby" in (tmp_path / "second.log").read_text(), "the second to stand by")
+            time.sleep(5)  # five loops of the standby
+        finally:
+            stop(second)
+    finally:
+        stop(first)
+    lines = [json.loads(line) for line in (tmp_path / "second.log").read_text().splitlines() if line.startswith("{")]
+    assert [line["event"] for line in lines].count("scheduler_standby") == 1
+    assert not [line for line in lines if line["level"] == "warning"], [l for l in lines if l["level"] == "warning"]

@@ -15,6 +15,7 @@ recurring job runs once, not once per missed interval.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -34,6 +35,18 @@ from modwatch.telemetry.metrics import RECURRING_JOBS, RECURRING_REPAIRS, RECURR
 from modwatch.telemetry.rq_tracing import TracingSchedulerMixin, is_recurring
 
 log = structlog.get_logger(__name__)
+STANDBY_WARNING = "Lock already taken - skipping run"
+
+
+class _StandbyIsNotAWarning(logging.Filter):
+    """rq-scheduler warns on every loop of a scheduler that does not hold the lock; a standby is the
+    design, not a fault: it says so once, at info (`scheduler_standby`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != STANDBY_WARNING
+
+
+logging.getLogger("rq_scheduler.scheduler").addFilter(_StandbyIsNotAWarning())
 
 LEADER_KEY = "modwatch:scheduler:leader"
 HEARTBEAT_KEY = "modwatch:scheduler:heartbeat"
@@ -66,6 +79,7 @@ RECURRING = (
     Recurring("poll_admin_accounts", tasks.poll_admin_accounts, "poll_admin_accounts_interval"),
     Recurring("poll_admin_accounts_local", tasks.poll_admin_accounts_local, "poll_admin_accounts_local_interval"),
     Recurring("record_queue_stats", monitoring.record_queue_stats, "queue_stats_interval"),
+    Recurring("file_pending_reports", tasks.file_pending_reports, "report_filing_interval"),
 )
 RECURRING_NAMES = tuple(spec.name for spec in RECURRING)
 RECURRING_BY_ID = {spec.job_id: spec for spec in RECURRING}
@@ -90,6 +104,7 @@ class LeaderScheduler(TracingSchedulerMixin, Scheduler):
         # Who holds the lease: the process, so a scheduler rebuilt after a Redis outage keeps it.
         self.owner = owner or self.name
         self.leading = False
+        self.standby = False
 
     @property
     def lease_seconds(self) -> int:
@@ -108,6 +123,9 @@ class LeaderScheduler(TracingSchedulerMixin, Scheduler):
             self.leading = False
             # Only the leader speaks for the registrations.
             RECURRING_JOBS.clear()
+        if not self._lock_acquired and not self.standby:
+            log.info("scheduler_standby", scheduler=self.owner, leader=(self.connection.get(LEADER_KEY) or b"").decode())
+        self.standby = not self._lock_acquired
         return self._lock_acquired
 
     def remove_lock(self) -> None:
