@@ -7,16 +7,16 @@ work=$(mktemp -d)
 run=""
 stop() { if [ -n "$run" ]; then kill -INT "$run" 2>/dev/null || true; wait "$run" || true; fi; rm -rf "$work"; }
 trap stop EXIT
-read -r api dashboard simulator worker scheduler closed < <("$venv/bin/python" -c '
+read -r api dashboard simulator worker scheduler stream closed < <("$venv/bin/python" -c '
 import socket
-socks = [socket.socket() for _ in range(6)]
+socks = [socket.socket() for _ in range(7)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))')
 cd "$work"
 # Nothing configured, like a new user; the probe points at a closed port so the embedded Redis starts.
 env -u REDIS_URL -u WEBHOOK_SECRET -u API_KEY -u INSTANCE_BASE -u DATABASE_URL -u METRICS_PORT LOG_FORMAT=json \
   "$venv/bin/modwatch" run --port "$api" --dashboard-port "$dashboard" --simulator-port "$simulator" \
-  --worker-metrics-port "$worker" --scheduler-metrics-port "$scheduler" \
+  --worker-metrics-port "$worker" --scheduler-metrics-port "$scheduler" --stream-metrics-port "$stream" \
   --redis-probe-url "redis://127.0.0.1:$closed/0" >run.log 2>&1 &
 run=$!
 for _ in $(seq 240); do

@@ -130,7 +130,7 @@ def _wait_ready(url: str, children: Children, timeout: float = 60) -> None:
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready after {timeout:.0f}s")
+    raise SystemExit(f"modwatch run: {url} did not answer 200 within {timeout:.0f} s (see the lines above)")
 
 
 def run_all(args: argparse.Namespace) -> int:
@@ -193,7 +193,8 @@ def run_all(args: argparse.Namespace) -> int:
                 "--growth-per-minute", "6", "--stream-rate", "2", "--stream-wave-every", "300"),
                 {**env, "SIMULATOR_ADMIN_TOKEN": token})
             notes.append(f"Mastodon simulator    http://127.0.0.1:{args.simulator_port}  (INSTANCE_BASE unset)")
-        subprocess.run(_modwatch("migrate"), env=env, check=True, stdout=subprocess.DEVNULL)
+        if subprocess.run(_modwatch("migrate"), env=env, stdout=subprocess.DEVNULL).returncode != 0:
+            raise SystemExit("modwatch run: the database migration failed (its error is above)")
         children.start("api", _modwatch("api", "--host", args.host, "--port", str(args.port)), env)
         children.start("worker", _modwatch("worker", "--metrics-port", str(args.worker_metrics_port)), env)
         children.start("scheduler", _modwatch("scheduler", "--metrics-port", str(args.scheduler_metrics_port)), env)

@@ -39,11 +39,15 @@ class Settings(BaseSettings):
     poll_admin_accounts_local_interval: int = Field(30, gt=0, description="Seconds between local admin account polls.")
     report_outcomes_interval: int = Field(300, gt=0, description="Seconds between reads of moderators' verdicts on modwatch's reports.")
     queue_stats_interval: int = Field(15, gt=0, description="Seconds between queue statistics collections.")
+    report_filing_interval: int = Field(15, gt=0, description="Seconds between runs filing the report decisions that wait.")
     poll_max_pages: int = Field(5, gt=0, le=100, description="Admin account pages fetched per poll run.")
+    poll_paging_share: float = Field(0.5, gt=0, le=1, description=(
+        "Share of Mastodon's paging limit (300 requests with min_id/max_id per 15 minutes per user, shared with "
+        "the moderators' web UI) that polls may use; the rest is left to people."))
     report_threshold: float = Field(10.0, gt=0, description="Account score at which a report is filed.")
     report_forward: bool = Field(False, description="Forward reports about remote accounts to their instance.")
     rules_file: Path = Field(DEFAULT_RULES_FILE, description="YAML moderation rules file.")
-    metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of /metrics of a worker or the scheduler; unset: worker 9100, scheduler 9101, the first free from 9102 when taken; 0 disables.")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Port of /metrics of a worker, the scheduler or the stream consumer; unset: worker 9100, scheduler 9101, stream 9102, the first free from 9110 when taken; 0 disables.")
     metrics_host: str = Field("127.0.0.1", description="Address the worker and scheduler /metrics listen on (0.0.0.0 in a container).")
     local_traces: bool = Field(False, description="Keep recent traces (1 h) in Redis and show them at /jobs/jobs/{id}/trace; `modwatch run` sets it when no OTLP endpoint is configured.")
     trace_url_template: str = Field(DEFAULT_TRACE_URL_TEMPLATE, description="Link to a trace; `{trace_id}` is substituted.")

@@ -39,9 +39,12 @@ def serve_with_defaults(component: str, default: int, spares: range) -> subproce
 
 
 def test_worker_and_scheduler_have_their_own_default_metrics_ports():
-    from modwatch.jobs.worker import DEFAULT_METRICS_PORTS
+    from modwatch.jobs.worker import DEFAULT_METRICS_PORTS, SPARE_METRICS_PORTS
 
-    assert DEFAULT_METRICS_PORTS == {"worker": 9100, "scheduler": 9101}
+    assert DEFAULT_METRICS_PORTS["worker"] == 9100 and DEFAULT_METRICS_PORTS["scheduler"] == 9101
+    ports = list(DEFAULT_METRICS_PORTS.values())
+    assert len(set(ports)) == len(ports)  # every component its own
+    assert not set(ports) & set(SPARE_METRICS_PORTS)  # a second worker never takes another component's default
 
 
 def test_a_second_process_whose_default_port_is_taken_serves_on_a_spare_port_and_says_so():

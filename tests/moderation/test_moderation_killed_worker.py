@@ -61,13 +61,15 @@ def test_worker_killed_while_filing_leaves_exactly_one_report(world):
     world.faults(latency_ms=0)
     assert claimed_row().state == "pending"  # modwatch never heard back
 
-    # Another run before the claim lapses leaves the report alone.
-    assert tasks.analyze_and_maybe_report(spammer, "manual")["reason"] == "another worker is filing it"
-    # Once it lapses (here: moved into the past), the next poll resumes it and adopts the report.
+    assert claimed_row().doubt_since is not None  # written before the POST: the next attempt looks first
+
+    # Another analysis finds the decision made; the filer leaves a claimed row alone.
+    assert tasks.analyze_and_maybe_report(spammer, "manual")["outcome"] == "duplicate"
+    assert tasks.file_pending_reports()["reports"] == {}
+    # Once the claim lapses (here: moved into the past), the filer looks, finds the report and adopts it.
     with session_scope() as session:
         session.execute(update(Report).values(claimed_until=datetime.now(timezone.utc) - timedelta(seconds=1)))
-    result = tasks.poll_admin_accounts()
-    assert result["resumed_reports"] == ["duplicate"]
+    assert tasks.file_pending_reports()["reports"] == {"filed": 1}
     run_jobs()
     assert tasks.analyze_and_maybe_report(spammer, "manual")["outcome"] == "duplicate"
 

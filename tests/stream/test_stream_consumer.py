@@ -18,12 +18,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
+from fastapi.testclient import TestClient
+
 from isolation import free_port, redis_db_url, wait_for
+from modwatch.api.app import create_app
 from modwatch.simulator.server import running
 from modwatch.storage.db import session_scope, upgrade_database
 
 REDIS_URL = redis_db_url(13)
-LEASE = 3
+KEY = {"X-API-Key": "stream-test-key"}
+LEASE = 6  # long enough that a starved active consumer on a loaded machine still renews in time
 # Endpoints analysis would need; the consumer must never call them.
 ANALYSIS_ENDPOINTS = ("/api/v1/accounts/:id/statuses", "/api/v1/accounts/:id", "/api/v2/admin/accounts")
 
@@ -38,7 +42,7 @@ def sim():
 def env(modwatch_env, sim):
     environment = modwatch_env(REDIS_URL, INSTANCE_BASE=sim.base_url, MASTODON_ACCESS_TOKEN="sim-admin-token",
                                DRY_RUN="false", STREAM_LEASE_SECONDS=str(LEASE), STREAM_READ_TIMEOUT="5",
-                               STREAM_BATCH_WAIT="0.1")
+                               STREAM_BATCH_WAIT="0.1", API_KEY=KEY["X-API-Key"])
     upgrade_database()  # once, before several processes would race to migrate
     return environment
 
@@ -162,6 +166,16 @@ def test_wave_is_reported_once_per_account_and_a_disconnect_is_healed(sim, proce
     assert reports_per_wave_account() == Counter({account_id: 1 for account_id in wave})
     decisions = Counter(decision for _, _, decision, _ in rows)
     assert decisions["reported"] >= len(wave) and decisions["already_reported"] >= len(wave)
+    # A reported post's decision leads to its batch's trace and to the report job, which continues that trace.
+    reported_post = next(status_id for status_id, _, decision, _ in rows if decision == "reported")
+    with TestClient(create_app()) as api:
+        view = api.get(f"/moderation/stream/posts/{reported_post}", headers=KEY).json()["versions"][0]
+        assert view["decision"] == "reported" and view["job_id"] and view["trace_id"]
+        job = api.get(view["job_url"], headers=KEY).json()
+        assert job["trace_id"] == view["trace_id"]
+        assert job["status"] == "finished"
+        assert api.get("/moderation/stream", headers=KEY).json()["active_consumer"]
+        assert api.get("/moderation/stream/posts/1", headers=KEY).status_code == 404
     # Analysis asked Mastodon nothing: the consumer only read the instance, the stream and the timeline.
     calls = {dict(labels)["endpoint"] for (name, labels), v in metrics(consumer_port).items()
              if name == "modwatch_mastodon_requests_total" and v}

@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from starlette.middleware.errors import ServerErrorMiddleware
 
 from modwatch import __version__
-from modwatch.api import health, moderation, webhooks
+from modwatch.api import health, moderation, stream, webhooks
 from modwatch.api.docs import install_docs
 from modwatch.api.intake import IntakeMiddleware
 from modwatch.api import jobs as jobs_api
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(jobs_api.router)
     app.include_router(moderation.router)
+    app.include_router(stream.router)
     install_docs(app)
     instrument_app(app)
     return app

@@ -79,6 +79,7 @@ RECURRING = (
     Recurring("poll_admin_accounts", tasks.poll_admin_accounts, "poll_admin_accounts_interval"),
     Recurring("poll_admin_accounts_local", tasks.poll_admin_accounts_local, "poll_admin_accounts_local_interval"),
     Recurring("record_queue_stats", monitoring.record_queue_stats, "queue_stats_interval"),
+    Recurring("file_pending_reports", tasks.file_pending_reports, "report_filing_interval"),
 )
 RECURRING_NAMES = tuple(spec.name for spec in RECURRING)
 RECURRING_BY_ID = {spec.job_id: spec for spec in RECURRING}

@@ -155,7 +155,8 @@ class MastodonClient:
     def take_answers(self) -> list[RateLimit]:
         """The rate-limit headers of every answer since the last take, oldest first (one wrapper call may
         send several requests: the version check, pages of a search)."""
-        calls, self._session.calls = self._session.calls, []
+        calls = list(self._session.calls)
+        self._session.calls.clear()
         return [rate_limit_of(call) for call in calls if call.response is not None]
 
     def _call(self, function, *args, **kwargs) -> requests.Response:
@@ -209,6 +210,9 @@ def translate(exc: BaseException, call: Call) -> MastodonError:
     if status == 403:
         return ForbiddenError(where, REQUIRED_SCOPES.get((call.method, endpoint)), endpoint)
     if status == 404:
+        if not mastodon_error_body(response):
+            # Not Mastodon's `{"error": ...}`: a wrong INSTANCE_BASE or a proxy, not a vanished record.
+            return MastodonError(f"{where} (not a Mastodon answer: check INSTANCE_BASE)", status, endpoint)
         return GoneError(where, status, endpoint)
     if status == 422:
         return UnprocessableError(where, status, endpoint)
@@ -217,6 +221,15 @@ def translate(exc: BaseException, call: Call) -> MastodonError:
         seconds = float(retry_after) if retry_after.isdigit() else SERVER_ERROR_RETRY_SECONDS
         return RetryableError(where, seconds, status, endpoint)
     return MastodonError(where, status, endpoint)
+
+
+def mastodon_error_body(response: requests.Response) -> bool:
+    """Whether the body is Mastodon's error entity, `{"error": "..."}`."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and isinstance(body.get("error"), str)
 
 
 def server_message(response: requests.Response) -> str:

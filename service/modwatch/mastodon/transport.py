@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -20,6 +21,7 @@ from modwatch.telemetry.metrics import (
 tracer = trace.get_tracer("modwatch.mastodon")
 NUMERIC_SEGMENT = re.compile(r"/\d+(?=/|$)")
 SECRET_PARAMS = {"access_token", "token", "client_secret", "code"}
+MAX_KEPT_CALLS = 256
 
 
 def endpoint_template(path: str) -> str:
@@ -50,7 +52,8 @@ class InstrumentedSession(requests.Session):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[Call] = []
+        # Bounded: a caller that never takes its answers (a long-lived client) must not grow without end.
+        self.calls: deque[Call] = deque(maxlen=MAX_KEPT_CALLS)
 
     def request(self, method, url, *args, **kwargs):
         method = method.upper()

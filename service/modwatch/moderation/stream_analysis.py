@@ -3,7 +3,9 @@
 A streamed post carries its author's Account. Each account's recent posts seen on the stream are
 kept in a `Window` (what the rules read of them, newest first, bounded), so the rules see an
 account with its recent posts, as an analysis fetched over the API would, without asking for them.
-A batch groups its posts by account and evaluates each account once. Every post's decision is
+A batch groups its posts by account and scores each account once (`analysis.score`: through the shared wave
+index, so a wave is seen across the stream, webhooks and polls; accounts a wave completed are scored again
+from their window). Every post's decision is
 recorded, with the batch and trace that made it, in one transaction with the stream cursors; a
 post is analysed once per version (`status.update` is a new version) and a `delete` retracts it.
 
@@ -23,9 +25,8 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from modwatch.moderation import runtime
-from modwatch.moderation.analysis import RECENT_STATUSES, current_rules, public_account
+from modwatch.moderation.analysis import RECENT_STATUSES, current_rules, public_account, score
 from modwatch.moderation.detectors import timestamp
-from modwatch.moderation.runtime import report_threshold
 from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import StreamCursor, StreamPost
@@ -102,6 +103,9 @@ class Window:
             self._accounts[account_id][1].pop(status_id, None)
         return account_id
 
+    def __contains__(self, account_id: str) -> bool:
+        return account_id in self._accounts
+
     def account(self, account_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         account, posts = self._accounts[account_id]
         return account, [posts[i] for i in sorted(posts, key=int, reverse=True)]
@@ -149,32 +153,40 @@ def analyse_batch(items: list[Received | Deleted], window: Window, seen: Seen, s
             touched[author] = None  # its other posts in this batch are decided without the deleted one
 
     rules = current_rules(settings)
-    threshold = report_threshold(runtime.current(settings), rules.report_threshold, settings)
+    switches = runtime.current(settings)
     verdicts: dict[str, tuple[float, list[str], bool]] = {}
     reported: dict[str, str] = {}
     now = datetime.now(timezone.utc)
-    for account_id in touched:
+    def judge(account_id: str, record: bool) -> tuple[str, ...]:
         account, statuses = window.account(account_id)
-        analysis = rules.evaluate(account, statuses, now)
-        reportable = bool(analysis.hits) and analysis.score >= threshold
-        verdicts[account_id] = (analysis.score, analysis.rule_names, reportable)
-        if reportable:
+        # Through the shared wave index: a wave is seen across the stream, webhooks and polls alike.
+        scored = score(account, statuses, settings, switches, record=record, now=now, rules=rules)
+        verdicts[account_id] = (scored.analysis.score, scored.analysis.rule_names, scored.reportable)
+        if scored.reportable:
             job_id = report(account, statuses)
             if job_id is not None:
                 reported[account_id] = job_id
+        return scored.wave_members
+
+    second_look: dict[str, None] = {}
+    for account_id in touched:
+        second_look.update(dict.fromkeys(m for m in judge(account_id, record=True) if m in window and m not in touched))
+    # Accounts scored before the wave they belong to existed: scored again from their window now.
+    for account_id in second_look:
+        judge(account_id, record=False)
 
     decided_at = datetime.now(timezone.utc)
     rows, counts = [], {}
     for item in fresh:
         account_id = str(item.status["account"]["id"])
-        score, names, reportable = verdicts[account_id]
+        points, names, reportable = verdicts[account_id]
         decision = ("reported" if account_id in reported else "already_reported") if reportable else (
             "flagged" if names else "clean")
         counts[decision] = counts.get(decision, 0) + 1
         rows.append(dict(
             status_id=item.key[0], version=item.key[1], account_id=account_id, stream=item.stream, via=item.via,
             posted_at=timestamp(item.status.get("created_at")),
-            received_at=datetime.fromtimestamp(item.received_at, timezone.utc), decided_at=decided_at, score=score,
+            received_at=datetime.fromtimestamp(item.received_at, timezone.utc), decided_at=decided_at, score=points,
             rule_names=names, decision=decision, batch_id=batch_id, trace_id=trace_id, job_id=reported.get(account_id),
         ))
     _record(rows, deleted_ids, cursors or {}, decided_at)

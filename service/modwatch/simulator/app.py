@@ -274,6 +274,8 @@ def mastodon_router(state: SimState) -> APIRouter:
         if state.config.webhook_target and state.config.webhook_secret:
             background.add_task(webhooks.deliver, state.config.webhook_target, state.config.webhook_secret,
                                 "report.created", entities.admin_report(state, record))
+        if state.faults.late_error():
+            raise ApiError(500, "Internal Server Error (injected after the report was created)")
         return entities.report(state, record)
 
     return router

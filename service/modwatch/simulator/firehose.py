@@ -12,7 +12,7 @@ import random
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from modwatch.simulator.population import FIRST_NAMES, ORDINARY_TEXTS, REMOTE_DOMAINS, SPAM_KEYWORDS
 from modwatch.simulator.state import SimState
@@ -22,6 +22,8 @@ WAVE_TEXT = ("Huge crypto giveaway for the first 100 followers! Claim yours at "
              '<a href="https://bit.ly/{code}">bit.ly/{code}</a> and join t.me/freecoins{code} '
              '<span class="h-card"><a href="https://{domain}/@{first}" class="u-url mention">@<span>{first}</span></a></span> '
              '<span class="h-card"><a href="https://{domain}/@{second}" class="u-url mention">@<span>{second}</span></a></span>')
+BIOS = ("Gardener, reader, occasional cyclist.", "Software person. Opinions my own.", "Birds, maps and tea.",
+        "Teacher by day, drummer by night.", "Photography and long walks.", "Open source, open data, open minds.")
 # Background spam: the kind a keyword list partly catches, one post at a time.
 SPAM_TEXTS = tuple(f"Join the {keyword} now! Only today." for keyword in SPAM_KEYWORDS)
 AUTHORS = 400  # ordinary authors the firehose starts with; more join as it runs
@@ -106,9 +108,13 @@ def _run(state: SimState, hose: Firehose) -> None:
 
 
 def _new_author(state: SimState, rng: random.Random, hose: Firehose, at: datetime, pattern: str = "firehose") -> int:
+    """An author new to the firehose: people have had their accounts for months or years; spammers since today."""
     domain = rng.choice(REMOTE_DOMAINS) if rng.random() < hose.remote_share else None
     name = f"{rng.choice(FIRST_NAMES)}{len(state.accounts)}"
-    return state.add_account(name, domain, at, display_name=name.title(), pattern=pattern).id
+    if pattern == "firehose_spam":
+        return state.add_account(name, domain, at, display_name=name.title(), pattern=pattern).id
+    return state.add_account(name, domain, at - timedelta(days=rng.uniform(30, 2000)), display_name=name.title(),
+                             note=f"<p>{rng.choice(BIOS)}</p>", pattern=pattern).id
 
 
 def _one(state: SimState, rng: random.Random, hose: Firehose, authors: list[int], spammers: list[int],

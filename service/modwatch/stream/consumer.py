@@ -186,12 +186,13 @@ class Consumer:
         cursor, pages, filled, complete = str(since), 0, 0, False
         try:
             while pages < self.settings.stream_gap_max_pages and self.term == term:
-                if ratelimit.acquire(priority=True, book=False) is not None:
+                # A min_id page counts against Mastodon's paging limit, shared with polls and moderators.
+                if ratelimit.acquire_page(self.settings.poll_paging_share, self.settings.stream_gap_max_pages) is not None:
                     break
                 try:
                     page = client.public_timeline(stream, min_id=cursor, limit=GAP_PAGE)
                 finally:
-                    ratelimit.observe(client.ratelimit)
+                    ratelimit.observe_answers(client)
                 pages += 1
                 for status in sorted(page.items, key=lambda s: int(s["id"])):
                     self.items.put(Received(stream, "update", status, via="gap_fill"))

@@ -49,6 +49,12 @@ MASTODON_DURATION = Histogram(
 )
 MASTODON_RATELIMIT_REMAINING = Gauge("modwatch_mastodon_ratelimit_remaining", "X-RateLimit-Remaining of the last answer.")
 MASTODON_RATE_LIMITED = Counter("modwatch_mastodon_rate_limited", "429 answers from Mastodon.", ["endpoint"])
+RATELIMIT_REMAINING = Gauge("modwatch_ratelimit_remaining", "Requests left in a rate-limit family's window, last answer.",
+                            ["family"])
+RATELIMIT_RESET = Gauge("modwatch_ratelimit_reset_timestamp_seconds", "When a rate-limit family's window ends, unix time.",
+                        ["family"])
+RATELIMIT_WAITS = Counter("modwatch_ratelimit_waits", "Requests the gate held back, by the family that refused.",
+                          ["family"])
 
 # Served by the scheduler process (the leader): what it found and repaired on its last loop.
 RECURRING_JOBS = Gauge("modwatch_scheduler_recurring_jobs", "Recurring jobs registered in rq-scheduler, per the leader.", ["function"])
