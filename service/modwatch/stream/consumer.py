@@ -91,7 +91,7 @@ class Consumer:
         self.seen = Seen()
         self.filling: dict[str, int] = {name: 0 for name in settings.stream_names}
         self.newest: dict[str, int | None] = {name: None for name in settings.stream_names}
-        self.recorded: dict[str, int] = {}
+        self.recorded: dict[str, int] = {}  # newest post id decided per stream in this term
         for name in settings.stream_names:
             STREAM_CONNECTED.labels(stream=name).set(0)
         STREAM_ACTIVE.set(0)
@@ -127,7 +127,7 @@ class Consumer:
 
     def take_over(self) -> None:
         self.filling = {name: 0 for name in self.settings.stream_names}
-        self.recorded: dict[str, int] = {}  # newest post id decided per stream in this term
+        self.recorded = {}  # newest post id decided per stream in this term
         self.term = int(time.time() * 1000)
         STREAM_ACTIVE.set(1)
         log.info("stream_consumer_active", consumer=self.name)
