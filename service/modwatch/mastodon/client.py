@@ -125,9 +125,11 @@ class MastodonClient:
     def app_credentials(self) -> dict:
         return self._call(self._api.app_verify_credentials).json()
 
-    def admin_reports(self, limit: int = 100, resolved: bool = False, target_account_id: str | None = None) -> list[dict]:
+    def admin_reports(self, limit: int = 100, resolved: bool = False, target_account_id: str | None = None,
+                      account_id: str | None = None, max_id: str | None = None) -> list[dict]:
+        """Open (or resolved) reports, newest first; `account_id` is the reporter, `target_account_id` the reported."""
         return self._call(self._api.admin_reports, resolved=resolved, target_account_id=target_account_id,
-                          limit=limit).json()
+                          account_id=account_id, max_id=max_id, limit=limit).json()
 
     def verify_credentials(self) -> dict:
         return self._call(self._api.account_verify_credentials).json()
