@@ -1,4 +1,4 @@
-"""7. Stream consumer: posts per second sustained, p99 event to decision, REST requests per post.
+"""8. Stream consumer: posts per second sustained, p99 event to decision, REST requests per post.
 
 `modwatch stream` (its own process: Mastodon.py connection, parsing, batches, rules, decisions
 recorded in the database, metrics, traces) consumes the simulator's firehose (`modwatch simulate
@@ -11,7 +11,8 @@ recorded in the database, metrics, traces) consumes the simulator's firehose (`m
 
 The baseline is the same posts (the firehose's generator, same seed, so the same authors, texts
 and spam mix) through the rules engine alone in this process: each post parsed, added to its
-account's window and the account evaluated, with no queue, database or telemetry. The ratio is
+account's window and the account scored (`analysis.score`, wave fingerprints in an in-memory
+index), with no queue, database, Redis or telemetry. The ratio is
 saturation throughput / baseline.
 """
 
@@ -70,7 +71,8 @@ def wait_drained(base: str, port: int, timeout: float = 120) -> None:
 
 def baseline_posts_per_second(posts: int = BASELINE_POSTS) -> tuple[float, int]:
     """The same firehose posts through the rules engine alone, in one process."""
-    from modwatch.moderation.analysis import current_rules, public_account
+    from modwatch.moderation.analysis import current_rules, public_account, score
+    from modwatch.moderation.waves import MemoryWaves
     from modwatch.moderation.stream_analysis import Window
     from modwatch.settings import get_settings
     from modwatch.simulator import firehose as hose
@@ -92,14 +94,15 @@ def baseline_posts_per_second(posts: int = BASELINE_POSTS) -> tuple[float, int]:
         cursor, chunk = state.stream.read(cursor, "public:remote")
         chunks.append(chunk)
     payloads = [line[6:] for line in b"".join(chunks).split(b"\n") if line.startswith(b"data: {")]
-    rules = current_rules(get_settings())
-    window = Window()
+    settings = get_settings()
+    rules = current_rules(settings)
+    window, index = Window(), MemoryWaves()
     started = time.perf_counter()
     for payload in payloads:
         status = orjson.loads(payload)
         account = public_account(status["account"])
         window.add(account, status)
-        rules.evaluate(*window.account(str(account["id"])))
+        score(*window.account(str(account["id"])), settings, None, index=index, rules=rules)
     return len(payloads) / (time.perf_counter() - started), len(payloads)
 
 
@@ -167,7 +170,7 @@ def run() -> list[Row]:
     ratio = sustained / baseline
     rest_per_post = (rest - streaming) / max(total_decided, 1)
     return [Row(
-        f"7. stream consumer, firehose on public:remote, {SATURATE_SECONDS} s saturated + {PACED_SECONDS} s at "
+        f"8. stream consumer, firehose on public:remote, {SATURATE_SECONDS} s saturated + {PACED_SECONDS} s at "
         f"{PACED_RATE}/s",
         f"{sustained:.0f} posts/s sustained (offered {offered:.0f}/s); p99 event->decision {p99:.2f} s at "
         f"{paced_rate:.0f}/s; {rest_per_post:.4f} REST requests per post",

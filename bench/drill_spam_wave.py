@@ -196,7 +196,12 @@ def drill(minutes: int, accounts: int, redis_url: str, quiet: bool = False) -> d
     sim = start_in_thread(accounts=accounts, seed=11)
     admin = sim.state.tokens[DEFAULT_ADMIN_TOKEN]
     sim.state.tokens[MODERATOR_TOKEN] = Token(MODERATOR_TOKEN, admin.account_id, admin=True)
-    for _ in range(PRESPENT_REPORTS):
+    # Moderators filed reports with the same account earlier today: Mastodon counts them in its window.
+    earlier = clock.datetime() - timedelta(hours=1)
+    targets = [a.id for a in sim.state.accounts.values() if a.pattern == "ordinary"]
+    for index in range(PRESPENT_REPORTS):
+        sim.state.file_report(admin.account_id, targets[index % len(targets)], [], "filed by a moderator", "other",
+                              False, None, earlier)
         sim.state.limits.reports.hit(f"account:{admin.account_id}", clock.datetime())
     os.environ.update({
         "REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{tmp}/drill.db", "INSTANCE_BASE": sim.base_url,
@@ -255,7 +260,7 @@ def drill(minutes: int, accounts: int, redis_url: str, quiet: bool = False) -> d
             clock.now += 1
             if not quiet and second % 600 == 599:
                 print(f"  ... {second // 60 + 1} simulated minutes, {time.monotonic() - started:.0f} s, "
-                      f"{len([r for r in sim.state.reports if r.account_id == admin.account_id])} reports filed",
+                      f"{len([r for r in sim.state.reports if 'modwatch:' in r.comment])} reports filed",
                       flush=True)
     finally:
         moderator.close()
@@ -264,7 +269,7 @@ def drill(minutes: int, accounts: int, redis_url: str, quiet: bool = False) -> d
         states = dict(session.execute(select(Report.state, func.count()).group_by(Report.state)).all())
         decided_wave = session.scalar(select(func.count(func.distinct(Report.account_id)))
                                       .where(Report.account_id.in_(wave)))
-    ours = [r for r in sim.state.reports if r.account_id == admin.account_id]
+    ours = [r for r in sim.state.reports if r.account_id == admin.account_id and "modwatch:" in r.comment]
     per_target = Counter(r.target_account_id for r in ours)
     result = {
         "virtual_minutes": minutes, "wall_seconds": round(time.monotonic() - started, 1),

@@ -197,6 +197,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(render(result, str(args.corpus), str(rules_file), args.split))
     if args.errors:
         print("\n".join(["", *misclassified(scored)]))
+    whole = result["overall"]["all"]
+    below = [f"{name} {whole[name] or 0:.2f} < {floor}" for name, floor in (("precision", args.min_precision),
+                                                                         ("recall", args.min_recall))
+             if floor is not None and (whole[name] or 0) < floor]
+    if below:
+        print(f"modwatch eval: below the bar: {', '.join(below)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -258,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["all", "train", "holdout"], default="all", help="Split of the per-rule table.")
     evaluate.add_argument("--json", action="store_true", help="Print the numbers as JSON.")
     evaluate.add_argument("--errors", action="store_true", help="Also list every missed spam account and false positive.")
+    evaluate.add_argument("--min-precision", type=float, default=None, help="Exit 1 when overall precision is lower (for CI).")
+    evaluate.add_argument("--min-recall", type=float, default=None, help="Exit 1 when overall recall is lower (for CI).")
 
     health = add("healthcheck", cmd_healthcheck, "Exit 0 when a component on this host is healthy (for containers).")
     health.add_argument("component", choices=["api", "worker", "scheduler", "stream"])

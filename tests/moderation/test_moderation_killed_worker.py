@@ -15,6 +15,8 @@ from sqlalchemy import select, update
 from isolation import wait_for
 from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import enqueue
+from modwatch.mastodon.client import MastodonClient
+from modwatch.moderation import reports
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import Report
 from tests.moderation.conftest import run_jobs
@@ -40,6 +42,7 @@ def claimed_row() -> Report | None:
 
 def test_worker_killed_while_filing_leaves_exactly_one_report(world):
     spammer = world.add_spammer()
+    reports.sync_report_budget(MastodonClient.from_settings(world.settings))  # only the POST is slow below
     enqueue(tasks.analyze_and_maybe_report, spammer, "manual")
     # Every answer now takes 3 s: the worker will be inside POST /api/v1/reports when it dies.
     world.faults(latency_ms=3000)

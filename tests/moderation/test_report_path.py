@@ -269,3 +269,17 @@ def test_an_instance_base_answering_404_fails_the_job_instead_of_recording_gone(
             tasks.analyze_and_maybe_report("12345", "webhook")
     finally:
         server.shutdown()
+
+
+def test_reports_the_account_filed_today_without_modwatch_are_counted_before_the_first_report(world):
+    """Item 1: app/lib/rate_limiter.rb counts every report of the account since 00:00 UTC; no header shows the
+    report family until it is the nearest limit, so the day's count is read from Mastodon's own listing."""
+    target = world.add_spammer("earlier")
+    for index in range(3):  # a moderator's reports with the same account, by hand
+        requests.post(f"{world.sim.base_url}/api/v1/reports", json={"account_id": target, "comment": f"mine {index}"},
+                      headers={"Authorization": f"Bearer {DEFAULT_ADMIN_TOKEN}"}, timeout=10).raise_for_status()
+    assert reports.sync_report_budget(client(world)) == 400 - 3
+    assert ratelimit.state(["reports"])["reports"]["remaining"] == 400 - 3
+    assert reports.sync_report_budget(client(world)) is None  # once a day
+    listed = [q for q in world.requests.params("GET", "/api/v1/admin/reports") if "account_id" in q]
+    assert len(listed) == 2  # open and resolved, one page each

@@ -33,7 +33,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modwatch.connection import get_redis
-from modwatch.mastodon.client import MastodonClient
+from modwatch.mastodon.client import MastodonClient, RateLimit
 from modwatch.mastodon.errors import (
     ForbiddenError,
     GoneError,
@@ -44,6 +44,7 @@ from modwatch.mastodon.errors import (
     UnauthorizedError,
     UnprocessableError,
 )
+from modwatch.mastodon import families
 from modwatch.moderation import ratelimit, runtime
 from modwatch.moderation.analysis import Scored, domain_of
 from modwatch.settings import Settings
@@ -73,6 +74,10 @@ RESOLUTION_BATCH = 5
 RESOLUTION_CHECK_SECONDS = 600
 # Posts checked one by one after a 404 on create (a report names a handful).
 MAX_STATUS_CHECKS = 10
+# The day's report budget is read from Mastodon's listing of our own reports once a day: at most two
+# pages of 200 per listing (400 reports a day), open and resolved.
+BUDGET_SYNCED_KEY = "modwatch:reports:budget_synced:{reset}"
+BUDGET_PAGES = 2
 # A refused token is an operator's to fix: pending rows try again this much later.
 UNAUTHORIZED_RETRY_SECONDS = 300
 
@@ -326,8 +331,50 @@ def _file(row_id: int, source: str, client: MastodonClient, settings: Settings, 
     raise AssertionError("unreachable")  # the loop returns on its second attempt
 
 
+def sync_report_budget(client: MastodonClient) -> int | None:
+    """Once a day, count the reports the token's account filed since 00:00 UTC (Mastodon's report
+    window) and note what is left on the report family; None when already done today.
+
+    The account may have filed reports without modwatch (a moderator's own token), and no answer
+    shows the report family until it is the nearest limit: without this the first sign would be a 429.
+    """
+    now = _now().timestamp()
+    reset = (now // families.REPORTS.period + 1) * families.REPORTS.period
+    key = BUDGET_SYNCED_KEY.format(reset=int(reset))
+    if get_redis().exists(key):
+        return None
+    _gate()
+    me = str(client.verify_credentials()["id"])
+    day_start = reset - families.REPORTS.period
+    filed = 0
+    for resolved in (False, True):
+        max_id = None
+        for _ in range(BUDGET_PAGES):
+            _gate()
+            page = client.admin_reports(DUPLICATE_SEARCH_LIMIT, resolved=resolved, account_id=me, max_id=max_id)
+            today = [r for r in page if _created(r) >= day_start]
+            filed += len(today)
+            if len(today) < len(page) or len(page) < DUPLICATE_SEARCH_LIMIT:
+                break
+            max_id = min((str(r["id"]) for r in page), key=int)
+    left = max(families.REPORTS.limit - filed, 0)
+    ratelimit.observe(RateLimit(families.REPORTS.limit, left, datetime.fromtimestamp(reset, timezone.utc),
+                                (families.REPORTS.name,)))
+    get_redis().set(key, filed, exat=int(reset) + 60)
+    log.info("report_budget_synced", filed_today=filed, left=left)
+    return left
+
+
+def _created(report: dict) -> float:
+    try:
+        return datetime.fromisoformat(str(report.get("created_at")).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return _now().timestamp()  # unreadable: counted as today's, the careful side
+
+
 def _post(row_id: int, client: MastodonClient, request: dict) -> dict | None:
     """POST /api/v1/reports once; None when the answer was lost (timeout, 5xx): the row stays in doubt."""
+    sync_report_budget(client)
     _gate(report=True)
     # Written ahead: from here until Mastodon's answer is read, the report may exist unseen. A worker
     # killed meanwhile leaves the row in doubt, and the next attempt looks before filing.

@@ -153,7 +153,10 @@ def start_horse() -> Snapshot:
     the few unlabelled metrics, which cannot be emptied. Both through the public API, and cheap:
     a snapshot of every series costs milliseconds (collect() builds every sample)."""
     for metric in DEFINED.values():
-        metric.clear()  # a no-op for an unlabelled metric
+        try:
+            metric.clear()  # a no-op for an unlabelled metric...
+        except AttributeError:  # ...which prometheus-client before 0.22 refuses to clear
+            pass
     for cache in _SERIES_CACHES:
         cache.cache_clear()
     return snapshot()
