@@ -88,7 +88,7 @@ def test_mastodon_py_still_refuses_legal_so_the_client_sends_it_through_its_requ
 
 def test_the_client_skips_mastodon_pys_casting_which_it_does_not_read():
     """When this fails, Mastodon.py renamed its casting step: the client's calls would cast again (slow, not wrong)."""
-    assert callable(getattr(mastodon.Mastodon, "_Mastodon__try_cast_to_type"))
+    assert callable(mastodon.Mastodon._Mastodon__try_cast_to_type)
     with running(accounts=40) as sim:
         client = MastodonClient(sim.base_url, ADMIN_TOKEN)
         page = client.admin_accounts("remote", limit=20)
