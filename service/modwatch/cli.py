@@ -31,9 +31,11 @@ def cmd_api(args: argparse.Namespace) -> int:
     from modwatch.api.app import create_app
     from modwatch.api.server import serve
     from modwatch.heap import freeze_heap
+    from modwatch.jobs.metric_series import start_at_zero
     from modwatch.storage.db import upgrade_database
 
     settings = _start("api")
+    start_at_zero("api")
     upgrade_database()
     note_runtime_switches(settings)
     app = create_app(settings)
@@ -58,9 +60,11 @@ def note_runtime_switches(settings: Settings) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from modwatch.connection import get_redis
+    from modwatch.jobs.metric_series import start_at_zero
     from modwatch.jobs.worker import run_worker, serve_metrics
 
     settings = _start("worker")
+    start_at_zero("worker")
     check_mastodon_version(settings)
     port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     serve_metrics(port, "worker", settings.metrics_host)

@@ -1,9 +1,12 @@
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
+import pytest
 import redis
 from rq.job import Job
+from rq.utils import utcformat
 
 from isolation import reset_caches
 from core.support import REDIS_URL, subprocess_env
@@ -163,6 +166,15 @@ def test_due_run_is_coalesced_while_the_previous_waits_or_runs(core_env):
     conn.zadd("rq:scheduler:scheduled_jobs", {job_id: 0}, xx=True)
     leader.enqueue_jobs()
     assert conn.lrange("rq:queue:monitoring", 0, -1) == [job_id.encode()]
+
+    # A late run (workers back after an outage) that just ended: the next one comes an interval after it.
+    conn.delete("rq:queue:monitoring")
+    ended = time.time() - 1
+    conn.hset(Job.key_for(job_id), mapping={"status": "finished", "ended_at": utcformat(datetime.fromtimestamp(ended, timezone.utc))})
+    conn.zadd("rq:scheduler:scheduled_jobs", {job_id: 0}, xx=True)
+    leader.enqueue_jobs()
+    assert conn.llen("rq:queue:monitoring") == 0
+    assert scheduled(conn)[job_id] == pytest.approx(ended + 15, abs=0.01)
 
 
 def test_running_poll_is_not_started_twice(simulator):

@@ -6,6 +6,7 @@ The worker classes themselves are in `modwatch.jobs.rq_integration`.
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import time
 from typing import Sequence
@@ -22,6 +23,18 @@ from modwatch.settings import Settings
 from modwatch.telemetry.metrics import ForkSafeRegistry
 
 log = structlog.get_logger(__name__)
+RESULT_KEPT_NOTICE = "result will never expire"
+
+
+class _KeptResultIsNotNews(logging.Filter):
+    """RQ writes an info line on every run of a job whose result never expires: recurring jobs keep theirs
+    on purpose (jobs/scheduler.py), so that line would be one per run, every interval, saying nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return RESULT_KEPT_NOTICE not in record.getMessage()
+
+
+logging.getLogger("rq.worker").addFilter(_KeptResultIsNotNews())
 
 # A worker heartbeats at least every job-monitoring interval; older than this, it is not healthy.
 HEALTHY_HEARTBEAT_SECONDS = 60

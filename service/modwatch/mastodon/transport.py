@@ -14,7 +14,6 @@ from opentelemetry import trace
 from modwatch.telemetry.metrics import (
     MASTODON_DURATION,
     MASTODON_RATE_LIMITED,
-    MASTODON_RATELIMIT_REMAINING,
     MASTODON_REQUESTS,
 )
 
@@ -82,9 +81,6 @@ class InstrumentedSession(requests.Session):
             span.set_attribute("url.full", redacted(response.url))
             span.set_attribute("http.response.status_code", status)
             MASTODON_REQUESTS.labels(endpoint, method, str(status)).inc()
-            remaining = response.headers.get("X-RateLimit-Remaining", "")
-            if remaining.isdigit():
-                MASTODON_RATELIMIT_REMAINING.set(int(remaining))
             if status == 429:
                 MASTODON_RATE_LIMITED.labels(endpoint).inc()
             if status >= 400:

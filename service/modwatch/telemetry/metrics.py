@@ -47,7 +47,6 @@ MASTODON_REQUESTS = Counter(
 MASTODON_DURATION = Histogram(
     "modwatch_mastodon_request_duration_seconds", "Mastodon API call latency.", ["endpoint", "method"], buckets=HTTP_BUCKETS
 )
-MASTODON_RATELIMIT_REMAINING = Gauge("modwatch_mastodon_ratelimit_remaining", "X-RateLimit-Remaining of the last answer.")
 MASTODON_RATE_LIMITED = Counter("modwatch_mastodon_rate_limited", "429 answers from Mastodon.", ["endpoint"])
 RATELIMIT_REMAINING = Gauge("modwatch_ratelimit_remaining", "Requests left in a rate-limit family's window, last answer.",
                             ["family"])
