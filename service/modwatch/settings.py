@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     request_max_headers: int = Field(100, gt=0, description="Most header fields in a request (else 431).")
     request_max_body_bytes: int = Field(1_048_576, gt=0, description="Largest request body outside webhooks (else 413).")
     streams: str = Field("public:remote", description="Streams `modwatch stream` consumes, comma-separated: public, public:local, public:remote.")
-    stream_batch_size: int = Field(500, gt=0, le=10_000, description="Posts analysed together at most.")
+    stream_batch_size: int = Field(200, gt=0, le=10_000, description="Posts analysed together at most.")
     stream_batch_wait: float = Field(0.2, gt=0, le=10, description="Seconds a post waits for its batch to fill at most.")
     stream_lease_seconds: int = Field(5, ge=2, le=300, description="Lease of the active stream consumer; a standby takes over after it lapses.")
     stream_read_timeout: float = Field(60.0, gt=0, description="Seconds without a byte (Mastodon sends a heartbeat every 15) before reconnecting.")
