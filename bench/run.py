@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import REPO, Row, redis_client  # noqa: E402
 
-BENCHMARKS = ("worker", "enqueue", "webhooks", "queue_stats", "rules", "poll", "slow_clients")
+BENCHMARKS = ("worker", "enqueue", "webhooks", "queue_stats", "rules", "poll", "slow_clients", "stream")
 MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
 
 

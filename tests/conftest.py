@@ -7,6 +7,22 @@ import redis
 
 from isolation import NOT_INHERITED, reset_caches
 
+# Test modules that start real processes (workers, schedulers, servers, Prometheus) or wait on them:
+# marked `slow` here, in one place, so `pytest -m "not slow"` is a quick run and `-m slow` the rest.
+SLOW_MODULES = {
+    "core/test_run.py", "core/test_scheduler.py", "core/test_worker.py", "core/test_heap.py", "core/test_ports.py",
+    "faults/test_workers.py", "faults/test_mastodon_faults.py", "faults/test_hostile_clients.py",
+    "metrics/test_job_metrics.py", "moderation/test_moderation_killed_worker.py",
+    "moderation/test_spam_wave_drill.py", "oncall/test_e2e_prometheus.py", "stream/test_stream_consumer.py",
+    "tracing/test_cross_process.py",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/".join(item.path.parts[-2:]) in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def modwatch_env(monkeypatch, tmp_path):

@@ -23,6 +23,36 @@ TEST_REDIS = os.environ.get("MODWATCH_TEST_REDIS", "redis://127.0.0.1:6379").rst
 TEST_POSTGRES = os.environ.get("MODWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
+# CI sets this: there a PostgreSQL test without a server fails instead of skipping.
+REQUIRE_POSTGRES = os.environ.get("MODWATCH_REQUIRE_POSTGRES", "").strip().lower() in ("1", "true", "yes")
+_postgres_answer: list[str | None] = []
+
+
+def postgres_or_skip() -> str:
+    """TEST_POSTGRES, when a server answers there; otherwise the calling test is skipped, saying why
+    (or fails, with MODWATCH_REQUIRE_POSTGRES=1 as in CI). Asked once per test session."""
+    import pytest
+    from sqlalchemy import create_engine, text
+
+    if not _postgres_answer:
+        engine = create_engine(TEST_POSTGRES, connect_args={"connect_timeout": 2})
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            _postgres_answer.append(None)
+        except Exception as error:  # any reason the server cannot be used is a reason to skip
+            _postgres_answer.append(f"no PostgreSQL at {TEST_POSTGRES} ({type(error).__name__}); "
+                                    "set MODWATCH_TEST_POSTGRES to run the PostgreSQL tests")
+        finally:
+            engine.dispose()
+    reason = _postgres_answer[0]
+    if reason is not None:
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return TEST_POSTGRES
+
+
 def redis_db_url(db: int) -> str:
     """The URL of database `db` of the suite's Redis; db 0 is where a shared Redis keeps its users' data."""
     if db == 0:

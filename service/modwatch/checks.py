@@ -40,9 +40,43 @@ def check_config(settings: Settings, connect: bool = True) -> int:
     ]
     if settings.instance_base:
         from modwatch.mastodon.client import MastodonClient
+        from modwatch.moderation import instance_rules
 
-        results.append(_report("mastodon", lambda: f"version {MastodonClient.from_settings(settings).check_version()}"))
+        client = MastodonClient.from_settings(settings)
+        results.append(_report("mastodon", lambda: f"version {client.check_version()}"))
+        results.append(_report("token", lambda: verify_token(client)))
+        results.append(_report("instance rules", lambda: instance_rules.check(client, settings)))
     return 0 if all(results) else 1
+
+
+# app/models/user_role.rb: what modwatch needs of the token's account.
+ROLE_FLAGS = {"administrator": 1 << 0, "manage_reports": 1 << 4, "manage_users": 1 << 10}
+NEEDED_PERMISSIONS = ("manage_reports", "manage_users")
+# The OAuth scopes modwatch's calls need; a parent scope (`read`, `admin:read`) covers its children.
+NEEDED_SCOPES = ("read:accounts", "read:statuses", "write:reports", "admin:read:accounts", "admin:read:reports")
+
+
+def verify_token(client) -> str:
+    """Who the token is, and that its role and scopes allow what modwatch does; raises naming what is missing."""
+    account = client.verify_credentials()  # 401: the token is invalid or revoked
+    role = account.get("role") or {}
+    permissions = int(role.get("permissions") or 0)
+    admin = permissions & ROLE_FLAGS["administrator"]
+    lacking = [name for name in NEEDED_PERMISSIONS if not admin and not permissions & ROLE_FLAGS[name]]
+    scopes = set(client.app_credentials().get("scopes") or [])
+    missing = [scope for scope in NEEDED_SCOPES if not covered(scope, scopes)]
+    who = f"@{account.get('acct')} (id {account.get('id')}), role {role.get('name') or 'none'}"
+    if lacking or missing:
+        raise PermissionError(f"{who}: " + "; ".join(
+            ([f"the role lacks {', '.join(lacking)} (modwatch needs a moderator or admin account)"] if lacking else [])
+            + ([f"the token lacks the scopes {', '.join(missing)}"] if missing else [])))
+    return f"{who}, scopes {' '.join(sorted(scopes))}"
+
+
+def covered(scope: str, granted: set[str]) -> bool:
+    """`admin:read:accounts` is granted by itself, `admin:read` or (for read/write) `read`/`write`."""
+    parts = scope.split(":")
+    return any(":".join(parts[:n]) in granted for n in range(1, len(parts) + 1))
 
 
 def healthcheck(settings: Settings, component: str) -> int:

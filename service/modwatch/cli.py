@@ -31,9 +31,11 @@ def cmd_api(args: argparse.Namespace) -> int:
     from modwatch.api.app import create_app
     from modwatch.api.server import serve
     from modwatch.heap import freeze_heap
+    from modwatch.jobs.metric_series import start_at_zero
     from modwatch.storage.db import upgrade_database
 
     settings = _start("api")
+    start_at_zero("api")
     upgrade_database()
     note_runtime_switches(settings)
     app = create_app(settings)
@@ -58,9 +60,11 @@ def note_runtime_switches(settings: Settings) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from modwatch.connection import get_redis
+    from modwatch.jobs.metric_series import start_at_zero
     from modwatch.jobs.worker import run_worker, serve_metrics
 
     settings = _start("worker")
+    start_at_zero("worker")
     check_mastodon_version(settings)
     port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     serve_metrics(port, "worker", settings.metrics_host)
@@ -86,6 +90,22 @@ def check_mastodon_version(settings: Settings) -> None:
         log.warning("mastodon_unreachable_at_start", error=str(exc), instance=settings.instance_base)
     else:
         log.info("mastodon_version", version=version, instance=settings.instance_base)
+        check_instance_rule_ids(settings, log)
+
+
+def check_instance_rule_ids(settings: Settings, log) -> None:
+    """At start: name every rule of the rules file whose instance rule ids the instance no longer lists."""
+    from modwatch.mastodon.client import MastodonClient
+    from modwatch.mastodon.errors import MastodonError
+    from modwatch.moderation import instance_rules
+    from modwatch.moderation.engine import RulesError
+
+    try:
+        log.info("instance_rule_ids", detail=instance_rules.check(MastodonClient.from_settings(settings), settings))
+    except ValueError as exc:  # RulesError is one too: an unreadable rules file is named the same way
+        log.error("instance_rule_ids_stale" if not isinstance(exc, RulesError) else "rules_file_unusable", error=str(exc))
+    except MastodonError as exc:
+        log.warning("instance_rules_unreadable", error=str(exc))
 
 
 def cmd_scheduler(args: argparse.Namespace) -> int:
@@ -177,6 +197,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(render(result, str(args.corpus), str(rules_file), args.split))
     if args.errors:
         print("\n".join(["", *misclassified(scored)]))
+    whole = result["overall"]["all"]
+    below = [f"{name} {whole[name] or 0:.2f} < {floor}" for name, floor in (("precision", args.min_precision),
+                                                                         ("recall", args.min_recall))
+             if floor is not None and (whole[name] or 0) < floor]
+    if below:
+        print(f"modwatch eval: below the bar: {', '.join(below)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -238,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=["all", "train", "holdout"], default="all", help="Split of the per-rule table.")
     evaluate.add_argument("--json", action="store_true", help="Print the numbers as JSON.")
     evaluate.add_argument("--errors", action="store_true", help="Also list every missed spam account and false positive.")
+    evaluate.add_argument("--min-precision", type=float, default=None, help="Exit 1 when overall precision is lower (for CI).")
+    evaluate.add_argument("--min-recall", type=float, default=None, help="Exit 1 when overall recall is lower (for CI).")
 
     health = add("healthcheck", cmd_healthcheck, "Exit 0 when a component on this host is healthy (for containers).")
     health.add_argument("component", choices=["api", "worker", "scheduler", "stream"])

@@ -39,7 +39,11 @@ class Settings(BaseSettings):
     poll_admin_accounts_local_interval: int = Field(30, gt=0, description="Seconds between local admin account polls.")
     report_outcomes_interval: int = Field(300, gt=0, description="Seconds between reads of moderators' verdicts on modwatch's reports.")
     queue_stats_interval: int = Field(15, gt=0, description="Seconds between queue statistics collections.")
+    report_filing_interval: int = Field(15, gt=0, description="Seconds between runs filing the report decisions that wait.")
     poll_max_pages: int = Field(5, gt=0, le=100, description="Admin account pages fetched per poll run.")
+    poll_paging_share: float = Field(0.5, gt=0, le=1, description=(
+        "Share of Mastodon's paging limit (300 requests with min_id/max_id per 15 minutes per user, shared with "
+        "the moderators' web UI) that polls may use; the rest is left to people."))
     report_threshold: float = Field(10.0, gt=0, description="Account score at which a report is filed.")
     report_forward: bool = Field(False, description="Forward reports about remote accounts to their instance.")
     rules_file: Path = Field(DEFAULT_RULES_FILE, description="YAML moderation rules file.")
@@ -61,7 +65,7 @@ class Settings(BaseSettings):
     request_max_headers: int = Field(100, gt=0, description="Most header fields in a request (else 431).")
     request_max_body_bytes: int = Field(1_048_576, gt=0, description="Largest request body outside webhooks (else 413).")
     streams: str = Field("public:remote", description="Streams `modwatch stream` consumes, comma-separated: public, public:local, public:remote.")
-    stream_batch_size: int = Field(500, gt=0, le=10_000, description="Posts analysed together at most.")
+    stream_batch_size: int = Field(200, gt=0, le=10_000, description="Posts analysed together at most.")
     stream_batch_wait: float = Field(0.2, gt=0, le=10, description="Seconds a post waits for its batch to fill at most.")
     stream_lease_seconds: int = Field(5, ge=2, le=300, description="Lease of the active stream consumer; a standby takes over after it lapses.")
     stream_read_timeout: float = Field(60.0, gt=0, description="Seconds without a byte (Mastodon sends a heartbeat every 15) before reconnecting.")

@@ -1,9 +1,12 @@
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 
+import pytest
 import redis
 from rq.job import Job
+from rq.utils import utcformat
 
 from isolation import reset_caches
 from core.support import REDIS_URL, subprocess_env
@@ -34,6 +37,7 @@ def test_recurring_jobs_use_configured_intervals(core_env, monkeypatch):
         "recurring-poll_admin_accounts": 45,
         "recurring-poll_admin_accounts_local": 50,
         "recurring-record_queue_stats": 3,
+        "recurring-file_pending_reports": 15,
     }
 
 
@@ -48,8 +52,8 @@ def test_restart_and_second_scheduler_do_not_duplicate(core_env):
     assert second.acquire_lock() is True  # takes over once the leader is gone
     restarted = sched.LeaderScheduler(get_settings(), conn)
     sched.ensure_recurring(restarted, sched.intervals(get_settings(), conn))
-    assert len(registered(conn)) == 3
-    assert conn.zcard("rq:scheduler:scheduled_jobs") == 3
+    assert len(registered(conn)) == 4
+    assert conn.zcard("rq:scheduler:scheduled_jobs") == 4
 
 
 def test_changed_interval_replaces_the_job(core_env, monkeypatch):
@@ -59,12 +63,12 @@ def test_changed_interval_replaces_the_job(core_env, monkeypatch):
     reset_caches()
     sched.ensure_recurring(sched.LeaderScheduler(get_settings(), conn), sched.intervals(get_settings(), conn))
     assert registered(conn)["recurring-record_queue_stats"] == 99
-    assert conn.zcard("rq:scheduler:scheduled_jobs") == 3
+    assert conn.zcard("rq:scheduler:scheduled_jobs") == 4
 
 
 def test_two_scheduler_processes_run_each_job_once_per_interval(core_env):
     env = subprocess_env({"QUEUE_STATS_INTERVAL": "2", "POLL_ADMIN_ACCOUNTS_INTERVAL": "600",
-                          "POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL": "600"})
+                          "POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL": "600", "REPORT_FILING_INTERVAL": "600"})
     processes = [subprocess.Popen([sys.executable, "-m", "modwatch.cli", "scheduler"], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
     conn = connection()
@@ -93,7 +97,8 @@ def test_two_scheduler_processes_run_each_job_once_per_interval(core_env):
             process.wait(timeout=30)
     expected = elapsed / 2
     assert expected - 1.5 <= stats_runs <= expected + 1.5, stats_runs
-    assert sorted(polls) == [b"recurring-poll_admin_accounts", b"recurring-poll_admin_accounts_local"]
+    assert sorted(polls) == [b"recurring-file_pending_reports", b"recurring-poll_admin_accounts",
+                             b"recurring-poll_admin_accounts_local"]
     assert conn.get(sched.LEADER_KEY) is None  # released on shutdown
 
 
@@ -130,7 +135,7 @@ def test_every_leader_loop_repairs_lost_registrations(core_env):
     leader.acquire_lock()
     assert scheduled(conn)["recurring-poll_admin_accounts"] <= time.time()  # due now
     assert repairs("unscheduled", "poll_admin_accounts") >= 1
-    assert len(scheduled(conn)) == 3
+    assert len(scheduled(conn)) == len(sched.RECURRING)
     assert {labels[0]: series._value.get() for labels, series in RECURRING_JOBS._metrics.items()} == {
         name: 1 for name in sched.RECURRING_NAMES}
 
@@ -161,6 +166,15 @@ def test_due_run_is_coalesced_while_the_previous_waits_or_runs(core_env):
     conn.zadd("rq:scheduler:scheduled_jobs", {job_id: 0}, xx=True)
     leader.enqueue_jobs()
     assert conn.lrange("rq:queue:monitoring", 0, -1) == [job_id.encode()]
+
+    # A late run (workers back after an outage) that just ended: the next one comes an interval after it.
+    conn.delete("rq:queue:monitoring")
+    ended = time.time() - 1
+    conn.hset(Job.key_for(job_id), mapping={"status": "finished", "ended_at": utcformat(datetime.fromtimestamp(ended, timezone.utc))})
+    conn.zadd("rq:scheduler:scheduled_jobs", {job_id: 0}, xx=True)
+    leader.enqueue_jobs()
+    assert conn.llen("rq:queue:monitoring") == 0
+    assert scheduled(conn)[job_id] == pytest.approx(ended + 15, abs=0.01)
 
 
 def test_running_poll_is_not_started_twice(simulator):

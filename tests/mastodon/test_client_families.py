@@ -84,3 +84,14 @@ def test_mastodon_py_still_refuses_legal_so_the_client_sends_it_through_its_requ
     with pytest.raises(mastodon.MastodonIllegalArgumentError):
         api.report("1", category="legal")
     assert callable(api._Mastodon__api_request)
+
+
+def test_the_client_skips_mastodon_pys_casting_which_it_does_not_read():
+    """When this fails, Mastodon.py renamed its casting step: the client's calls would cast again (slow, not wrong)."""
+    assert callable(mastodon.Mastodon._Mastodon__try_cast_to_type)
+    with running(accounts=40) as sim:
+        client = MastodonClient(sim.base_url, ADMIN_TOKEN)
+        page = client.admin_accounts("remote", limit=20)
+        assert page.items and isinstance(page.items[0]["account"]["id"], str)
+        assert "_Mastodon__try_cast_to_type" not in vars(client._api)  # only for the call
+        assert client.check_version() == sim.state.config.version

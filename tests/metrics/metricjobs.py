@@ -19,11 +19,10 @@ def sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def call_mastodon(remaining: int) -> None:
+def call_mastodon() -> None:
     """Records what the Mastodon client and the moderation pipeline record inside a work horse."""
     metrics.MASTODON_REQUESTS.labels(endpoint="/api/v2/admin/accounts", method="GET", status="200").inc()
     metrics.MASTODON_DURATION.labels(endpoint="/api/v2/admin/accounts", method="GET").observe(0.2)
-    metrics.MASTODON_RATELIMIT_REMAINING.set(remaining)
     metrics.ACCOUNTS_SCANNED.labels(source="poll_remote").inc(3)
 
 

@@ -60,7 +60,7 @@ def test_a_horse_reports_only_what_it_changed_after_it_started():
             baseline = metrics.start_horse()
             metrics.RULE_HITS.labels(rule="handover-horse").inc()
             job_metrics.enqueued_counter("handover", "kept").inc(2)
-            metrics.MASTODON_RATELIMIT_REMAINING.set(7)
+            metrics.RATELIMIT_REMAINING.labels(family="global").set(7)
             os.write(write_end, json.dumps(metrics.changes_since(baseline)).encode())
         finally:
             os._exit(0)
@@ -71,5 +71,5 @@ def test_a_horse_reports_only_what_it_changed_after_it_started():
     assert sorted(changes) == sorted([
         ["modwatch_rule_hits", ["handover-horse"], [1.0]],
         ["modwatch_jobs_enqueued", ["handover", "kept"], [2.0]],
-        ["modwatch_mastodon_ratelimit_remaining", [], [7.0]],
+        ["modwatch_ratelimit_remaining", ["global"], [7.0]],
     ])

@@ -132,6 +132,20 @@ def test_queue_gauges_stay_true_without_any_worker_and_redis_down_is_explicit(ap
     assert down[("modwatch_dry_run", frozenset())] == 1 and down[("modwatch_panic_stop", frozenset())] == 0
 
 
+def test_closed_label_sets_start_at_zero():
+    from prometheus_client import REGISTRY
+
+    from modwatch.jobs.metric_series import start_at_zero
+
+    start_at_zero("worker")
+    start_at_zero("api")
+    sample = REGISTRY.get_sample_value
+    assert sample("modwatch_jobs_finished_total", {"queue": "webhooks", "function": "process_new_status", "outcome": "failed"}) is not None
+    assert sample("modwatch_job_wait_seconds_count", {"queue": "monitoring", "function": "record_queue_stats"}) is not None
+    assert sample("modwatch_ratelimit_waits_total", {"family": "paging"}) is not None
+    assert sample("modwatch_webhook_deliveries_total", {"event": "status.created", "outcome": "bad_signature"}) is not None
+
+
 class CountingRedis(redis.Redis):
     """Records every command sent, one by one or in pipelines, and each round trip."""
 

@@ -19,7 +19,7 @@ from modwatch.simulator import server
 from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN
 from modwatch.storage.db import dispose_engine, upgrade_database
 
-from isolation import redis_db_url, TEST_POSTGRES
+from isolation import TEST_POSTGRES, postgres_or_skip, redis_db_url
 
 REDIS_URL = redis_db_url(2)
 POSTGRES = TEST_POSTGRES
@@ -123,7 +123,7 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'modwatch.db'}"
         return
-    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    admin = create_engine(postgres_or_skip(), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
         connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))

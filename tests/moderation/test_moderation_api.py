@@ -18,6 +18,8 @@ ROUTES = [
     ("GET", "/moderation/settings", None),
     ("POST", "/moderation/settings", {"dry_run": True}),
     ("GET", "/moderation/rules", None),
+    ("POST", "/moderation/reports/1/file", None),
+    ("POST", "/moderation/reports/dry-run/file", None),
 ]
 
 

@@ -7,6 +7,7 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
+from isolation import postgres_or_skip
 from modwatch.storage.db import alembic_config, upgrade_database
 from tests.moderation.conftest import POSTGRES as SERVER
 from tests.moderation.conftest import SCHEMA
@@ -16,7 +17,7 @@ TABLES = {"poll_cursors", "account_analyses", "reports", "audit_log", "domain_vi
 
 @pytest.fixture
 def postgres_url():
-    admin = create_engine(SERVER, isolation_level="AUTOCOMMIT")
+    admin = create_engine(postgres_or_skip(), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
         connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from isolation import wait_for
 from modwatch.jobs import tasks
-from modwatch.mastodon.errors import RetryableError
 from modwatch.moderation import analysis, polling, reports, runtime
 from modwatch.moderation.reports import DOMAIN_VIOLATIONS_KEY, marker
 from modwatch.settings import get_settings
@@ -157,18 +155,21 @@ def test_dry_run_files_nothing_and_does_not_block_the_real_report(world):
         assert session.get(DomainViolation, "spam.example").violations == 1
 
 
-def test_panic_stop_writes_nothing_and_stops_polling(world):
+def test_panic_stop_sends_nothing_and_files_the_decision_once_lifted(world):
     spammer = world.add_spammer()
     runtime.update({"panic_stop": True})
     assert tasks.poll_admin_accounts()["outcome"] == "skipped"
-    assert tasks.analyze_and_maybe_report(spammer, "manual")["outcome"] == "panic_stop"
+    result = tasks.analyze_and_maybe_report(spammer, "manual")
+    assert result["outcome"] == "waiting" and result["decision"] == "panic_stop"
+    assert tasks.file_pending_reports()["outcome"] == "skipped"
     assert world.requests.params("GET", "/api/v2/admin/accounts") == []
     assert world.requests.params("POST", "/api/v1/reports") == []
-    assert world.filed() == [] and report_rows() == []
+    assert world.filed() == [] and [row.state for row in report_rows()] == ["pending"]  # the decision is kept
     assert "panic_stop" in decisions(spammer)
 
     runtime.update({"panic_stop": False})
-    assert tasks.analyze_and_maybe_report(spammer, "manual")["outcome"] == "filed"
+    assert tasks.file_pending_reports()["reports"] == {"filed": 1}
+    assert len(world.filed(spammer)) == 1
 
 
 def test_runtime_threshold_override_wins_over_the_rules_file(world):
@@ -181,24 +182,48 @@ def test_runtime_threshold_override_wins_over_the_rules_file(world):
     assert runtime.current().report_threshold is None
 
 
-def test_retry_after_a_failed_filing_checks_mastodon_then_files_once(world):
+def test_after_a_5xx_on_create_the_report_is_looked_for_before_it_is_filed_again(world, monkeypatch):
+    monkeypatch.setattr(reports, "LOOKUP_DELAYS_SECONDS", (0, 0, 0))
     spammer = world.add_spammer()
     client = analysis.MastodonClient.from_settings(world.settings)
     account, statuses = analysis.fetch_account_and_statuses(client, spammer)
     scored = analysis.score(account, statuses, world.settings, runtime.current())
+    reports.sync_report_budget(client)  # the day's report budget read first: the fault below hits the POST
 
     world.faults(error_ratio=1)
-    with pytest.raises(RetryableError):
-        reports.report_once(scored, "manual", client, world.settings)
+    assert reports.record_and_file(scored, "manual", world.settings, client)["outcome"] == "waiting"
     [row] = report_rows()
-    assert row.state == "pending" and row.attempts == 1 and row.claimed_until is None
+    assert row.state == "pending" and row.attempts == 1 and row.claimed_until is None and row.doubt_since
 
     world.faults(error_ratio=0)
-    assert reports.report_once(scored, "manual", client, world.settings)["outcome"] == "filed"
-    lookups = world.requests.params("GET", "/api/v1/admin/reports")  # looked before filing again
-    assert [(q.get("resolved"), q["target_account_id"]) for q in lookups] == [(None, [str(spammer)]), (["1"], [str(spammer)])]
-    assert reports.report_once(scored, "manual", client, world.settings)["outcome"] == "duplicate"
+    outcomes = [reports.file_row(row.id, "manual", client, world.settings)["outcome"] for _ in range(3)]
+    assert outcomes == ["waiting", "waiting", "filed"]  # two looks find nothing, the third look, then filed
+    lookups = [q for q in world.requests.params("GET", "/api/v1/admin/reports") if "target_account_id" in q]
+    assert [(q.get("resolved"), q["target_account_id"]) for q in lookups] == \
+        [(None, [str(spammer)]), (["1"], [str(spammer)])] * reports.LOOKUPS_BEFORE_REFILE
+    assert reports.record_and_file(scored, "manual", world.settings, client)["outcome"] == "duplicate"
     assert len(world.filed(spammer)) == 1
+
+
+def test_a_slow_create_the_client_gave_up_on_is_found_not_filed_twice(world, monkeypatch):
+    """Issue 5a: Mastodon takes longer than the client's timeout; the report lands after the first look."""
+    monkeypatch.setattr(reports, "LOOKUP_DELAYS_SECONDS", (0, 0, 0))
+    spammer = world.add_spammer()
+    client = analysis.MastodonClient(world.sim.base_url, world.env["MASTODON_ACCESS_TOKEN"], timeout=0.5)
+    scored = analysis.score(*analysis.fetch_account_and_statuses(client, spammer), world.settings, runtime.current())
+    reports.sync_report_budget(client)
+    world.faults(latency_ms=2500)
+    assert reports.record_and_file(scored, "manual", world.settings, client)["outcome"] == "waiting"
+    world.faults(latency_ms=0)
+    [row] = report_rows()
+    first_look = reports.file_row(row.id, "manual", client, world.settings)
+    assert first_look["outcome"] == "waiting" and world.filed(spammer) == []  # still being created
+    wait_for(lambda: world.filed(spammer), "the slow report to land")
+    assert reports.file_row(row.id, "manual", client, world.settings)["outcome"] == "filed"
+    [filed] = world.filed(spammer)
+    [row] = report_rows()
+    assert row.state == "filed" and row.mastodon_report_id == str(filed["id"])
+    assert len(world.requests.params("POST", "/api/v1/reports")) == 1
 
 
 def test_a_claimed_report_is_not_filed_by_a_second_worker(world):
@@ -208,8 +233,9 @@ def test_a_claimed_report_is_not_filed_by_a_second_worker(world):
     row_id, created = reports._insert(scored, world.settings, dry_run=False)
     assert created and reports._claim(row_id) == 1  # a first worker is filing it
 
-    outcome = reports.report_once(scored, "manual", client, world.settings)
+    outcome = reports.file_row(row_id, "manual", client, world.settings)
     assert outcome["outcome"] == "duplicate" and "another worker" in outcome["reason"]
+    assert reports.record_and_file(scored, "manual", world.settings, client)["outcome"] == "duplicate"
     assert world.filed() == []
 
 

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 
 from modwatch.mastodon.client import RateLimit
 from modwatch.moderation import ratelimit
@@ -123,3 +124,75 @@ def test_answers_of_one_window_keep_the_lower_remaining_and_a_finished_window_is
 def test_rq_never_runs_a_slot_early():
     assert ratelimit.next_second(at(NOW + 0.2)) == at(NOW + 1)
     assert ratelimit.next_second(at(NOW)) == at(NOW)
+
+
+# Families (modwatch.mastodon.families): each answer's headers go to the family they describe.
+MIDNIGHT = NOW - NOW % 86_400 + 86_400
+PAGING_RESET = NOW - NOW % 900 + 900
+
+
+def family_rate(family, limit, remaining, reset):
+    return RateLimit(limit, remaining, at(reset), (family,))
+
+
+def waits(family) -> float:
+    return REGISTRY.get_sample_value("modwatch_ratelimit_waits_total", {"family": family}) or 0
+
+
+def test_a_report_answer_showing_37_left_is_the_report_familys_not_the_global_budget(gate):
+    """app/controllers/concerns/rate_limit_headers.rb: POST /api/v1/reports may show the report family's headers."""
+    observe(gate, limit=300, remaining=250, reset=NOW + 60)
+    ratelimit.observe(family_rate("reports", 400, 37, MIDNIGHT), now=NOW, connection=gate)
+    assert stored(gate)["remaining"] == 250
+    assert all(acquire(gate) is None for _ in range(100))  # analyses go on well past 37
+    assert ratelimit.state(["reports"], connection=gate)["reports"]["remaining"] == 37
+
+
+def test_a_report_limit_429_pauses_reports_only(gate):
+    """app/lib/rate_limiter.rb: the report family's window ends at 00:00 UTC."""
+    before = waits("reports")
+    ratelimit.exhausted(family_rate("reports", 400, 12, MIDNIGHT), at(MIDNIGHT), now=NOW, connection=gate)
+    refused = ratelimit.acquire_report(now=NOW, connection=gate)
+    assert refused.family == "reports" and refused.reset_at == at(MIDNIGHT)
+    assert waits("reports") == before + 1
+    assert acquire(gate) is None and acquire(gate, priority=True) is None
+    assert ratelimit.acquire_page(0.5, 5, now=NOW, connection=gate) is None
+    assert ratelimit.acquire_report(now=MIDNIGHT + 1, connection=gate) is None  # the next day
+
+
+def test_a_paging_429_blocks_paging_only(gate):
+    """config/initializers/rack_attack.rb: throttle_authenticated_paging is its own window."""
+    ratelimit.exhausted(family_rate("paging", 300, 0, PAGING_RESET), at(PAGING_RESET), now=NOW, connection=gate)
+    assert ratelimit.acquire_page(0.5, 5, now=NOW, connection=gate).family == "paging"
+    assert acquire(gate) is None and ratelimit.acquire_report(now=NOW, connection=gate) is None
+
+
+def test_reports_are_counted_from_mastodons_limit_before_any_answer_shows_them(gate):
+    """The report family's headers show only when it is nearer than the API limit: count from 400 a day."""
+    day = NOW - NOW % 86_400
+    allowed = [ratelimit.acquire_report(now=day + 3600 + i, connection=gate) is None for i in range(401)]
+    assert allowed == [True] * 400 + [False]
+    assert ratelimit.acquire_report(now=day + 86_400, connection=gate) is None
+
+
+def test_polls_take_their_share_of_the_paging_window_paced_over_it(gate):
+    """300 paging requests per 15 minutes per user, shared with people: polls take `share`, spread out."""
+    start = NOW - NOW % 900
+    taken = sum(ratelimit.acquire_page(0.5, 5, now=start + 1, connection=gate) is None for _ in range(50))
+    assert taken == 5  # the burst at the window's start
+    refused = ratelimit.acquire_page(0.5, 5, now=start + 1, connection=gate)
+    assert refused.family == "paging" and start + 1 < refused.until.timestamp() <= start + 7
+    halfway = sum(ratelimit.acquire_page(0.5, 5, now=start + 450, connection=gate) is None for _ in range(200))
+    assert taken + halfway == 75 + 5
+    late = sum(ratelimit.acquire_page(0.5, 5, now=start + 899, connection=gate) is None for _ in range(200))
+    assert taken + halfway + late == 150  # never more than the share
+    assert ratelimit.acquire_page(0.5, 5, now=start + 900, connection=gate) is None  # the next window
+
+
+def test_a_report_the_global_budget_refuses_costs_none_of_the_days_reports(gate):
+    day = NOW - NOW % 86_400
+    assert ratelimit.acquire_report(now=day + 10, connection=gate) is None
+    left = ratelimit.state(["reports"], connection=gate)["reports"]["remaining"]
+    ratelimit.exhausted(RateLimit(300, 0, at(day + 300)), at(day + 300), now=day + 10, connection=gate)
+    assert [ratelimit.acquire_report(now=day + 11, connection=gate).family for _ in range(3)] == ["global"] * 3
+    assert ratelimit.state(["reports"], connection=gate)["reports"]["remaining"] == left

@@ -57,11 +57,11 @@ def wait_for_stack(check: Callable[[], T], what: str) -> T:
     return wait_for(check, what, DEADLINE_SECONDS, interval=0.5, ignoring=(httpx.HTTPError, redis.RedisError))
 
 
-def render_rules(overrides: dict) -> str:
+def render_rules(overrides: dict, scale: float = 1.0) -> str:
     spec = importlib.util.spec_from_file_location("alerts_build", REPO / "alerts" / "build.py")
     build = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(build)
-    return build.render(overrides)
+    return build.render(overrides, scale)
 
 
 class Stack:

@@ -72,6 +72,13 @@ def test_modwatch_eval_prints_the_tables(tmp_path):
     assert as_json["overall"]["all"]["accounts"] >= 300
 
 
+def test_eval_gates_a_rules_file_for_ci():
+    base = [sys.executable, "-m", "modwatch.cli", "eval", str(CORPUS), "--min-precision", "0.95", "--min-recall"]
+    assert subprocess.run([*base, "0.9"], capture_output=True, text=True, timeout=300).returncode == 0
+    strict = subprocess.run([*base, "0.999"], capture_output=True, text=True, timeout=300)
+    assert strict.returncode == 1 and "below the bar: recall" in strict.stderr
+
+
 def test_a_stricter_threshold_trades_recall_for_nothing_it_should_not(result):
     records, _ = result
     rules = load_rules(DEFAULT_RULES_FILE)

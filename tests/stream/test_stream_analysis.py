@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
-from isolation import redis_db_url
+from isolation import postgres_or_skip, redis_db_url
 from modwatch.moderation.stream_analysis import Deleted, Received, Seen, Window, analyse_batch, last_status_id
 from modwatch.settings import get_settings
 from modwatch.storage.db import session_scope, upgrade_database
@@ -26,9 +26,22 @@ def status(status_id: str, author: dict, text: str = "Morning walk by the river.
             "mentions": [], "tags": []}
 
 
-@pytest.fixture()
-def env(modwatch_env):
-    modwatch_env(redis_db_url(14))
+SCHEMA = "modwatch_stream_test"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def env(request, modwatch_env):
+    """Both databases modwatch supports (PostgreSQL in a schema of its own)."""
+    if request.param == "sqlite":
+        modwatch_env(redis_db_url(14))
+    else:
+        postgres = postgres_or_skip()
+        admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+            connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
+        admin.dispose()
+        modwatch_env(redis_db_url(14), DATABASE_URL=f"{postgres}?options=-csearch_path%3D{SCHEMA}")
     upgrade_database()
 
 
@@ -86,3 +99,22 @@ def test_batch_decides_each_version_once_applies_deletes_and_moves_the_cursor(en
     outcome = analyse_batch(again, Window(), Seen(), get_settings(), report, "batch-3", None, {"public:remote": "101"})
     assert outcome.decided == [] and outcome.duplicates == 1
     assert last_status_id("public:remote") == "102"  # a cursor never moves back
+
+
+def test_a_row_another_consumer_recorded_meanwhile_is_kept_and_the_rest_added(env):
+    """The takeover race: a predecessor recorded a post after our duplicate check; its row stays, ours is dropped."""
+    from datetime import datetime, timezone
+
+    from modwatch.moderation.stream_analysis import _record
+
+    now = datetime.now(timezone.utc)
+
+    def row(status_id: str, decision: str) -> dict:
+        return dict(status_id=status_id, version="", account_id="1", stream="public:remote", via="stream",
+                    posted_at=now, received_at=now, decided_at=now, score=0.0, rule_names=[], decision=decision,
+                    batch_id="b", trace_id=None, job_id=None)
+
+    _record([row("500", "theirs")], [], {}, now)
+    _record([row("500", "ours"), row("501", "ours")], [], {"public:remote": "501"}, now)
+    assert [(r[0], r[2]) for r in rows()] == [("500", "theirs"), ("501", "ours")]
+    assert last_status_id("public:remote") == "501"

@@ -27,7 +27,7 @@ from modwatch.storage.db import session_scope, upgrade_database
 
 REDIS_URL = redis_db_url(13)
 KEY = {"X-API-Key": "stream-test-key"}
-LEASE = 3
+LEASE = 6  # long enough that a starved active consumer on a loaded machine still renews in time
 # Endpoints analysis would need; the consumer must never call them.
 ANALYSIS_ENDPOINTS = ("/api/v1/accounts/:id/statuses", "/api/v1/accounts/:id", "/api/v2/admin/accounts")
 

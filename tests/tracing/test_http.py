@@ -51,6 +51,10 @@ def test_server_spans_are_named_by_route_template(client, spans):
     [server] = spans.get_finished_spans()
     assert server.name == "GET /jobs/jobs/{job_id}"
     assert server.attributes["http.route"] == "/jobs/jobs/{job_id}"
+    # Stable HTTP semantic conventions, as the Mastodon client's CLIENT spans.
+    assert server.attributes["http.request.method"] == "GET"
+    assert server.attributes["http.response.status_code"] == 404
+    assert "http.method" not in server.attributes and "http.status_code" not in server.attributes
 
 
 def test_probes_and_scrapes_are_not_traced(client, spans):

@@ -17,6 +17,8 @@ JOB_ID = "recurring-record_queue_stats"
 
 def run_once(scheduler, connection) -> None:
     """One scheduler pass with the job due, then a worker drains the monitoring queue."""
+    # The previous run ended an interval ago, as on schedule (a run right behind one would be coalesced).
+    connection.hset(Job.key_for(JOB_ID), "ended_at", "2020-01-01T00:00:00.000000Z")
     connection.zadd(scheduler.scheduled_jobs_key, {JOB_ID: 0}, xx=True)
     scheduler.enqueue_job(Job.fetch(JOB_ID, connection=connection))
     build_worker(connection, [MONITORING], simple=True).work(burst=True)
@@ -71,3 +73,18 @@ def test_without_a_registration_context_runs_are_still_fresh_traces(redis_conn, 
     assert first.context.trace_id != second.context.trace_id
     assert not first.links
     assert job_trace_ids(Job.fetch(JOB_ID, connection=redis_conn))["created"] == format(first.context.trace_id, "032x")
+
+
+def test_lookup_of_a_recurring_job_leads_to_its_latest_run(redis_conn, spans):
+    from modwatch.api.jobs import job_detail
+
+    scheduler = LeaderScheduler(get_settings(), redis_conn)
+    assert scheduler.acquire_lock()
+    for _ in range(3):
+        run_once(scheduler, redis_conn)
+    runs = [format(run.context.trace_id, "032x") for run in processes(spans)]
+    detail = job_detail(Job.fetch(JOB_ID, connection=redis_conn), get_settings())
+    assert detail["trace_id"] == runs[-1]  # not the registration's trace
+    assert [run["trace_id"] for run in detail["recent_runs"]] == runs[::-1]
+    # Grafana Explore's JSON goes percent-encoded into the link.
+    assert runs[-1] in detail["trace_url"] and not set('{}" ') & set(detail["trace_url"])

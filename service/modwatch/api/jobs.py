@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any, Literal
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -29,6 +30,7 @@ from modwatch.jobs.queues import PRIORITY, get_queue
 from modwatch.jobs.registry import TRIGGERABLE
 from modwatch.settings import Settings
 from modwatch.telemetry.job_traces import job_trace_ids
+from modwatch.telemetry.rq_tracing import is_recurring
 from modwatch.telemetry.trace_ids import current_trace_id
 from modwatch.telemetry.trace_store import TRACE_TTL_SECONDS, load_traces
 
@@ -93,10 +95,18 @@ def job_summary(job: Job) -> dict[str, Any]:
     }
 
 
+# How many of a recurring job's latest runs its view lists.
+RECENT_RUNS = 10
+
+
 def job_detail(job: Job, settings: Settings) -> dict[str, Any]:
     traces = job_trace_ids(job)
-    created = traces.get("created")
-    trace_id = created or (traces.get("executions") or [None])[-1]
+    executions = traces.get("executions") or []
+    # A recurring job's creation is its registration, long ago: what on-call wants is its latest run.
+    if is_recurring(job):
+        trace_id = (executions or [traces.get("created")])[-1]
+    else:
+        trace_id = traces.get("created") or (executions or [None])[-1]
     latest = job.latest_result()
     succeeded = latest is not None and latest.type == Result.Type.SUCCESSFUL
     detail = job_summary(job)
@@ -118,6 +128,9 @@ def job_detail(job: Job, settings: Settings) -> dict[str, Any]:
             "trace_url": _trace_url(job.id, trace_id, settings),
         }
     )
+    if is_recurring(job):
+        detail["recent_runs"] = [{"trace_id": run, "trace_url": _trace_url(job.id, run, settings)}
+                                 for run in reversed(executions[-RECENT_RUNS:])]
     return detail
 
 
@@ -125,8 +138,10 @@ def _trace_url(job_id: str, trace_id: str | None, settings: Settings) -> str | N
     if not trace_id:
         return None
     if settings.local_traces:
-        return f"/jobs/jobs/{job_id}/trace"  # shown by this API from its own store
-    return settings.trace_url_template.format(trace_id=trace_id)
+        return f"/jobs/jobs/{quote(job_id, safe='')}/trace"  # shown by this API from its own store
+    # The template may carry raw JSON in its query (Grafana Explore's default): percent-encode it.
+    url = urlsplit(settings.trace_url_template.format(trace_id=trace_id))
+    return urlunsplit(url._replace(query=quote(unquote(url.query), safe="=&")))
 
 
 def _fetch(job_id: str) -> Job:
@@ -185,7 +200,9 @@ def open_job_trace(job_id: str, request: Request, settings: Settings = Depends(s
     """The job's trace: redirected to the trace backend, or shown from the local store (LOCAL_TRACES)."""
     job = _fetch(job_id)
     traces = job_trace_ids(job)
-    trace_ids = list(dict.fromkeys(filter(None, [traces["created"], *traces["executions"]])))
+    runs = [traces["created"], *traces["executions"]]
+    # A recurring job's latest run first (its creation is the registration).
+    trace_ids = list(dict.fromkeys(filter(None, reversed(runs) if is_recurring(job) else runs)))
     if not trace_ids:
         raise HTTPException(404, f"job {job_id!r} carries no trace id")
     if not settings.local_traces:

@@ -14,18 +14,20 @@ from sqlalchemy import func, select
 from modwatch.api.deps import MAX_OFFSET, key_fingerprint, require_api_key, settings_dependency
 from modwatch.api.problems import AUTHENTICATED, problem, unprocessable
 from modwatch.api.strictjson import StrictJSONRoute
-from modwatch.moderation import analysis, outcomes, runtime
+from modwatch.jobs import tasks
+from modwatch.jobs.enqueue import enqueue
+from modwatch.moderation import analysis, outcomes, reports, runtime
 from modwatch.moderation.engine import RulesError
 from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
-from modwatch.storage.models import AccountAnalysis, AuditEntry, DomainViolation, Report, aware
+from modwatch.storage.models import OPEN_STATES, AccountAnalysis, AuditEntry, DomainViolation, Report, aware
 
 router = APIRouter(
     prefix="/moderation", tags=["moderation"], dependencies=[Depends(require_api_key)], route_class=StrictJSONRoute,
     responses=AUTHENTICATED,
 )
 
-ReportState = Literal["pending", "filed", "failed", "dry_run"]
+ReportState = Literal["pending", "filed", "resolved", "held", "superseded", "failed", "dry_run"]
 MAX_STATUSES = 200
 ACCOUNT_HISTORY = 20
 
@@ -51,6 +53,12 @@ def report_view(row: Report) -> dict[str, Any]:
         "dedupe_key": row.dedupe_key,
         "attempts": row.attempts,
         "reason": row.reason,
+        "held_by": row.held_by,
+        "operator_filed": row.operator_filed,
+        "not_before": _iso(row.not_before),
+        "in_doubt_since": _iso(row.doubt_since),
+        "lookups": row.lookups,
+        "resolved_at": _iso(row.resolved_at),
         "created_at": _iso(row.created_at),
         "updated_at": _iso(row.updated_at),
     }
@@ -88,6 +96,32 @@ def list_reports(
         return {"total": total, "offset": offset, "limit": limit, "reports": [report_view(row) for row in rows]}
 
 
+@router.post("/reports/dry-run/file")
+def file_all_dry_run() -> dict[str, Any]:
+    """File every dry-run decision, oldest first: each becomes a real decision, filed by the next
+    file_pending_reports run (even while DRY_RUN is on), one open report per account."""
+    return _approved(reports.approve(None))
+
+
+@router.post("/reports/{report_id}/file", responses={404: problem("No such report row"),
+                                                       409: problem("The row is not a dry-run decision")})
+def file_one_dry_run(report_id: int = Path(ge=1, le=2**31 - 1)) -> dict[str, Any]:
+    """File one dry-run decision (see POST /moderation/reports/dry-run/file)."""
+    with session_scope() as session:
+        row = session.get(Report, report_id)
+        if row is None:
+            raise HTTPException(404, f"report row {report_id} does not exist")
+        if row.state != "dry_run":
+            raise HTTPException(409, f"report row {report_id} is {row.state}, not a dry-run decision")
+    return _approved(reports.approve([report_id]))
+
+
+def _approved(approved: list[dict[str, Any]]) -> dict[str, Any]:
+    if approved:
+        enqueue(tasks.file_pending_reports)  # now rather than at the next scheduled run
+    return {"approved": len(approved), "reports": approved}
+
+
 @router.get("/accounts/{account_id}", responses={404: problem("modwatch never analysed this account")})
 def get_account(account_id: str = Path(pattern=r"^[0-9]{1,20}$")) -> dict[str, Any]:
     """An account's latest analyses with their evidence, its reports and its audit trail."""
@@ -103,9 +137,13 @@ def get_account(account_id: str = Path(pattern=r"^[0-9]{1,20}$")) -> dict[str, A
             select(AuditEntry).where(AuditEntry.account_id == account_id)
             .order_by(AuditEntry.id.desc()).limit(ACCOUNT_HISTORY)
         ).all()
+        open_row = next((row for row in rows if not row.dry_run and row.state in OPEN_STATES), None)
         return {
             "account_id": account_id,
             "analyses": [analysis_view(row) for row in analyses],
+            # The account's one open modwatch report, and the evidence held behind it until it is resolved.
+            "open_report": report_view(open_row) if open_row else None,
+            "held_evidence": [report_view(row) for row in rows if row.state == "held"],
             "reports": [report_view(row) for row in rows],
             "audit": [{"at": _iso(a.at), "decision": a.decision, "source": a.source, "reason": a.reason} for a in audit],
         }

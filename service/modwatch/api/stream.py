@@ -6,6 +6,7 @@ the decision started a report, the report job (`job_id`, `job_url`), whose trace
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path
@@ -28,7 +29,7 @@ def stream_state(settings: Settings = Depends(settings_dependency)) -> dict[str,
     """Which consumer holds the lease, and where each stream's recorded decisions end."""
     holder = get_redis().get(LEASE_KEY)
     return {
-        "active_consumer": holder.decode() if holder else None,
+        "active_consumer": holder.decode() if isinstance(holder, bytes) else holder,
         "streams": {name: {"last_status_id": last_status_id(name)} for name in settings.stream_names},
     }
 
@@ -43,6 +44,11 @@ def post_decision(status_id: str = Path(..., pattern=r"^[0-9]{1,20}$"),
     return {"status_id": status_id, "versions": [_view(row, settings) for row in versions]}
 
 
+def _iso(value: datetime | None) -> str | None:
+    moment = aware(value)
+    return moment.isoformat() if moment is not None else None
+
+
 def _view(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
     job_id, trace_id = row["job_id"], row["trace_id"]
     if settings.local_traces:
@@ -50,8 +56,7 @@ def _view(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
         trace_url = f"/jobs/jobs/{job_id}/trace" if job_id and trace_id else None
     else:
         trace_url = settings.trace_url_template.format(trace_id=trace_id) if trace_id else None
-    times = {name: aware(row[name]).isoformat() if row[name] else None
-             for name in ("posted_at", "received_at", "decided_at", "deleted_at")}
+    times = {name: _iso(row[name]) for name in ("posted_at", "received_at", "decided_at", "deleted_at")}
     return {
         "version": row["version"], "account_id": row["account_id"], "stream": row["stream"], "via": row["via"],
         "decision": row["decision"], "score": row["score"], "rules": row["rule_names"], **times,

@@ -63,6 +63,8 @@ JOB_OPTIONS: dict[Callable[..., Any], JobOptions] = {
     tasks.sync_report_outcomes: _POLL,  # no retry: the next poll syncs again
     tasks.poll_admin_accounts: _POLL,
     tasks.poll_admin_accounts_local: _POLL,
+    # Recurring too: what one run leaves waits for the next.
+    tasks.file_pending_reports: JobOptions(MODERATION, timeout=300, result_ttl=3600, failure_ttl=7 * DAY),
     tasks.analyze_and_maybe_report: JobOptions(
         MODERATION, timeout=300, result_ttl=DAY, failure_ttl=7 * DAY, retry_intervals=_EXPONENTIAL
     ),

@@ -79,6 +79,7 @@ RECURRING = (
     Recurring("poll_admin_accounts", tasks.poll_admin_accounts, "poll_admin_accounts_interval"),
     Recurring("poll_admin_accounts_local", tasks.poll_admin_accounts_local, "poll_admin_accounts_local_interval"),
     Recurring("record_queue_stats", monitoring.record_queue_stats, "queue_stats_interval"),
+    Recurring("file_pending_reports", tasks.file_pending_reports, "report_filing_interval"),
 )
 RECURRING_NAMES = tuple(spec.name for spec in RECURRING)
 RECURRING_BY_ID = {spec.job_id: spec for spec in RECURRING}
@@ -137,11 +138,14 @@ class LeaderScheduler(TracingSchedulerMixin, Scheduler):
     def enqueue_job(self, job: Job) -> None:
         """rq-scheduler's move of a due job, coalescing a recurring run into one still pending."""
         spec = RECURRING_BY_ID.get(job.id)
-        if spec is not None and is_recurring(job) and previous_run_pending(self.connection, job):
-            self.connection.zadd(self.scheduled_jobs_key, {job.id: time.time() + int(job.meta["interval"])})
-            RECURRING_RUNS_COALESCED.labels(function=spec.name).inc()
-            log.info("recurring_run_coalesced", task=spec.name, status=str(job.get_status(refresh=False)))
-            return
+        if spec is not None and is_recurring(job):
+            interval = int(job.meta["interval"])
+            next_run = coalesced_until(self.connection, job, interval)
+            if next_run is not None:
+                self.connection.zadd(self.scheduled_jobs_key, {job.id: next_run})
+                RECURRING_RUNS_COALESCED.labels(function=spec.name).inc()
+                log.info("recurring_run_coalesced", task=spec.name, status=str(job.get_status(refresh=False)))
+                return
         super().enqueue_job(job)
 
     def register_death(self) -> None:
@@ -149,15 +153,27 @@ class LeaderScheduler(TracingSchedulerMixin, Scheduler):
         super().register_death()
 
 
-def previous_run_pending(connection: redis.Redis, job: Job) -> bool:
-    """The job's last run still waits on its queue, or runs on a live worker."""
+def coalesced_until(connection: redis.Redis, job: Job, interval: int) -> float | None:
+    """When a due run of a recurring job should come instead, or None to enqueue it now.
+
+    A run still waiting on its queue, or running on a live worker, takes the place of this one. A run
+    that ended less than half an interval ago was a late one (the workers were back after an outage):
+    the next comes one interval after it, not right behind it.
+    """
+    now = time.time()
     status = job.get_status(refresh=False)
     if status == JobStatus.QUEUED:
         # The status alone could outlive the queue entry (a queue emptied by hand); LPOS is O(depth).
-        return connection.lpos(ModwatchQueue.redis_queue_namespace_prefix + job.origin, job.id) is not None
-    if status == JobStatus.STARTED and job.worker_name:
-        return bool(connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name))
-    return False
+        if connection.lpos(ModwatchQueue.redis_queue_namespace_prefix + job.origin, job.id) is not None:
+            return now + interval
+    elif status == JobStatus.STARTED and job.worker_name:
+        if connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name):
+            return now + interval
+    elif job.ended_at is not None:
+        ended = job.ended_at.replace(tzinfo=timezone.utc).timestamp() if job.ended_at.tzinfo is None else job.ended_at.timestamp()
+        if now - ended < interval / 2:
+            return ended + interval
+    return None
 
 
 REPAIR_REASONS = ("missing", "changed", "unscheduled", "expiring")
@@ -268,9 +284,9 @@ def run_scheduler(settings: Settings, connection: redis.Redis, burst: bool = Fal
             RECURRING_REPAIRS.labels(function=spec.name, reason=reason)
     owner = None
     while True:
-        scheduler = LeaderScheduler(settings, connection, owner=owner)
-        owner = scheduler.owner
         try:
+            scheduler = LeaderScheduler(settings, connection, owner=owner)  # reads interval overrides
+            owner = scheduler.owner
             scheduler.run(burst=burst)
             return
         except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -97,6 +97,12 @@ def poll_admin_accounts_local() -> dict[str, Any]:
     return _run_exclusively("poll_admin_accounts_local", lambda: _dispatch(flows.poll_accounts("local", _submit)))
 
 
+def file_pending_reports() -> dict[str, Any]:
+    """Recurring: file the report decisions that wait (a rate-limit window, PANIC_STOP lifted, dry-run
+    decisions an operator filed, a look for an earlier attempt), oldest evidence first."""
+    return _run_exclusively("file_pending_reports", flows.file_pending_reports)
+
+
 def analyze_and_maybe_report(account_id: str, source: str = "manual") -> dict[str, Any]:
     """Score one account with its recent statuses; file a report when the score reaches the threshold."""
     return _dispatch(flows.analyze_and_maybe_report(account_id, source=source))

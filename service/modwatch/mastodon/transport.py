@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -13,13 +14,13 @@ from opentelemetry import trace
 from modwatch.telemetry.metrics import (
     MASTODON_DURATION,
     MASTODON_RATE_LIMITED,
-    MASTODON_RATELIMIT_REMAINING,
     MASTODON_REQUESTS,
 )
 
 tracer = trace.get_tracer("modwatch.mastodon")
 NUMERIC_SEGMENT = re.compile(r"/\d+(?=/|$)")
 SECRET_PARAMS = {"access_token", "token", "client_secret", "code"}
+MAX_KEPT_CALLS = 256
 
 
 def endpoint_template(path: str) -> str:
@@ -50,7 +51,8 @@ class InstrumentedSession(requests.Session):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: list[Call] = []
+        # Bounded: a caller that never takes its answers (a long-lived client) must not grow without end.
+        self.calls: deque[Call] = deque(maxlen=MAX_KEPT_CALLS)
 
     def request(self, method, url, *args, **kwargs):
         method = method.upper()
@@ -79,9 +81,6 @@ class InstrumentedSession(requests.Session):
             span.set_attribute("url.full", redacted(response.url))
             span.set_attribute("http.response.status_code", status)
             MASTODON_REQUESTS.labels(endpoint, method, str(status)).inc()
-            remaining = response.headers.get("X-RateLimit-Remaining", "")
-            if remaining.isdigit():
-                MASTODON_RATELIMIT_REMAINING.set(int(remaining))
             if status == 429:
                 MASTODON_RATE_LIMITED.labels(endpoint).inc()
             if status >= 400:

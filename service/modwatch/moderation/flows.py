@@ -41,14 +41,11 @@ def poll_accounts(origin: str, submit: Sink) -> dict[str, Any]:
     settings = get_settings()
     if runtime.current(settings).panic_stop:
         return {"outcome": "skipped", "reason": "PANIC_STOP is on", "origin": origin}
-    # The recurring schedule runs the poll again; the committed cursor says where to go on.
-    wait = ratelimit.acquire(priority=True, book=False)
-    if wait is not None:
-        return {"outcome": "rate_limited", "origin": origin, "reset_at": wait.reset_at.isoformat()}
+    # Each page passes the gate (polling.poll): the run stops where the budget does, and the
+    # recurring schedule runs it again; the committed cursor says where to go on.
     client = client_for(settings)
     source = polling.source_of(origin)
     try:
-        resumed = reports.resume_stale(client, settings, source)
         result = polling.poll(origin, client, settings, submit)
     except RateLimitedError as exc:
         ratelimit.exhausted(client.ratelimit, exc.reset_at)
@@ -56,14 +53,24 @@ def poll_accounts(origin: str, submit: Sink) -> dict[str, Any]:
     except ForbiddenError as exc:
         return {**_forbidden(exc, None, source), "origin": origin}
     finally:
-        ratelimit.observe(client.ratelimit)
-    if resumed:
-        result["resumed_reports"] = [item["outcome"] for item in resumed]
+        ratelimit.observe_answers(client)
     if result.get("outcome") == "polled" and outcomes.due(settings.report_outcomes_interval):
         # Moderators' verdicts ride on the polls (one request per REPORT_OUTCOMES_INTERVAL, whichever
         # origin's poll comes first) rather than on a schedule of their own; they never fail a poll.
         result["verdicts"] = sync_report_outcomes(client)
     return result
+
+
+def file_pending_reports() -> dict[str, Any]:
+    """The report decisions that wait, filed when they may be (reports.file_due)."""
+    settings = get_settings()
+    if runtime.current(settings).panic_stop:
+        return {"outcome": "skipped", "reason": "PANIC_STOP is on"}
+    results = reports.file_due(client_for(settings), settings)
+    counts: dict[str, int] = {}
+    for item in results:
+        counts[item["outcome"]] = counts.get(item["outcome"], 0) + 1
+    return {"outcome": "done", "reports": counts}
 
 
 def analyze_and_maybe_report(account_id: str, source: str) -> dict[str, Any]:
@@ -172,7 +179,7 @@ def sync_report_outcomes(client: MastodonClient | None = None) -> dict[str, Any]
     except MastodonError as exc:  # unreachable or erring: the next poll tries again
         return {"outcome": "failed", "reason": str(exc)}
     finally:
-        ratelimit.observe(client.ratelimit)
+        ratelimit.observe_answers(client)
     return {"outcome": "synced", **counted}
 
 
@@ -235,15 +242,8 @@ def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str,
         attach(result, *(FollowUp(member, source, f"analyze-{member}-wave-{slot}") for member in scored.wave_members))
     if not scored.reportable:
         return result
-    if client is None:
-        client = client_for(settings)
-        return _guarded(result["account_id"], source, client, lambda: _file(scored, source, client, settings, result))
-    return _file(scored, source, client, settings, result)
-
-
-def _file(scored: analysis.Scored, source: str, client: MastodonClient, settings: Settings,
-          result: dict[str, Any]) -> dict[str, Any]:
-    report = reports.report_once(scored, source, client, settings)
+    # The report path passes its own gate (the report family) and never raises for a rate limit.
+    report = reports.record_and_file(scored, source, settings, client or client_for(settings))
     result.update(outcome=report["outcome"], decision=report["decision"], reason=report["reason"],
                   dedupe_key=report["dedupe_key"])
     return result
@@ -268,7 +268,7 @@ def _guarded(account_id: str, source: str, client: MastodonClient,
     except ForbiddenError as exc:
         return {**_forbidden(exc, account_id, source), "account_id": account_id}
     finally:
-        ratelimit.observe(client.ratelimit)
+        ratelimit.observe_answers(client)
 
 
 def _forbidden(exc: ForbiddenError, account_id: str | None, source: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from modwatch.connection import get_redis
 from modwatch.mastodon.client import MastodonClient, Page
-from modwatch.moderation import analysis, runtime
+from modwatch.moderation import analysis, ratelimit, runtime
 from modwatch.moderation.followups import FollowUp, Sink
 from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
@@ -62,6 +62,14 @@ def poll(origin: str, client: MastodonClient, settings: Settings, submit: Sink) 
     def fetch(**position: str | None) -> Page | None:
         if runtime.current(settings).panic_stop:
             result.update(outcome="skipped", reason="PANIC_STOP is on")
+            return None
+        # A page with a cursor counts against Mastodon's paging limit too, of which polls take their share.
+        paging = any(position.values())
+        wait = (ratelimit.acquire_page(settings.poll_paging_share, settings.poll_max_pages) if paging
+                else ratelimit.acquire(priority=True, book=False))
+        if wait is not None:
+            result.update(outcome="polled" if result["pages"] else "rate_limited", held_back_by=wait.family,
+                          resume_at=wait.until.isoformat())
             return None
         page = client.admin_accounts(origin, status="active", limit=PAGE_LIMIT, **position)
         result["pages"] += 1

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from modwatch.moderation import runtime
@@ -144,8 +144,8 @@ def analyse_batch(items: list[Received | Deleted], window: Window, seen: Seen, s
     fresh, deleted_ids, duplicates = _fresh(items, seen)
     touched: dict[str, None] = {}
     for item in fresh:
-        account = item.status.get("account")
-        window.add(public_account(account), item.status)
+        account = public_account(item.status["account"])  # _fresh kept only posts with an account
+        window.add(account, item.status)
         touched[str(account["id"])] = None
     for status_id in deleted_ids:
         author = window.remove(status_id)
@@ -176,7 +176,8 @@ def analyse_batch(items: list[Received | Deleted], window: Window, seen: Seen, s
         judge(account_id, record=False)
 
     decided_at = datetime.now(timezone.utc)
-    rows, counts = [], {}
+    rows: list[dict[str, Any]] = []
+    counts: dict[str, int] = {}
     for item in fresh:
         account_id = str(item.status["account"]["id"])
         points, names, reportable = verdicts[account_id]
@@ -223,8 +224,8 @@ def _fresh(items: list[Received | Deleted], seen: Seen) -> tuple[list[Received],
         with session_scope() as session:
             known = set(session.execute(select(StreamPost.status_id, StreamPost.version)
                                         .where(tuple_(StreamPost.status_id, StreamPost.version).in_(filled))).all())
-        for key in known:
-            del fresh[tuple(key)]
+        for status_id, version in known:
+            del fresh[(status_id, version)]
         duplicates += len(known)
     return list(fresh.values()), deleted, duplicates
 
@@ -234,7 +235,7 @@ def _record(rows: list[dict[str, Any]], deleted_ids: list[str], cursors: dict[st
         if rows:
             try:
                 with session.begin_nested():
-                    session.execute(StreamPost.__table__.insert(), rows)
+                    session.execute(insert(StreamPost), rows)
             except IntegrityError:
                 # Another consumer decided some of them between our check and now (a takeover
                 # race): keep theirs, add the rest.
@@ -242,7 +243,7 @@ def _record(rows: list[dict[str, Any]], deleted_ids: list[str], cursors: dict[st
                     tuple_(StreamPost.status_id, StreamPost.version).in_([(r["status_id"], r["version"]) for r in rows]))))
                 rest = [row for row in rows if (row["status_id"], row["version"]) not in existing]
                 if rest:
-                    session.execute(StreamPost.__table__.insert(), rest)
+                    session.execute(insert(StreamPost), rest)
         if deleted_ids:
             session.execute(update(StreamPost).where(StreamPost.status_id.in_(deleted_ids),
                                                      StreamPost.deleted_at.is_(None)).values(deleted_at=at))

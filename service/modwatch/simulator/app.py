@@ -224,11 +224,14 @@ def mastodon_router(state: SimState) -> APIRouter:
     def admin_reports(request: Request, response: Response, token: Token = Depends(admin)) -> list:
         resolved = request.query_params.get("resolved") in TRUE
         target = request.query_params.get("target_account_id")
+        reporter = request.query_params.get("account_id")
         with state.lock:
             chosen = sorted((r for r in state.reports if (r.action_taken_at is not None) == resolved),
                             key=lambda r: r.id, reverse=True)
             if target:
                 chosen = [r for r in chosen if str(r.target_account_id) == target]
+            if reporter:
+                chosen = [r for r in chosen if str(r.account_id) == reporter]
             limit = limit_of(request, 100, 200)
             page = paginate(request, chosen, limit)
             set_link(request, response, page, limit)
@@ -274,6 +277,8 @@ def mastodon_router(state: SimState) -> APIRouter:
         if state.config.webhook_target and state.config.webhook_secret:
             background.add_task(webhooks.deliver, state.config.webhook_target, state.config.webhook_secret,
                                 "report.created", entities.admin_report(state, record))
+        if state.faults.late_error():
+            raise ApiError(500, "Internal Server Error (injected after the report was created)")
         return entities.report(state, record)
 
     return router

@@ -1,4 +1,5 @@
-"""Injected faults: latency, 5xx answers, 429 answers and answers slower than a client's timeout.
+"""Injected faults: latency, 5xx answers, 429 answers, answers slower than a client's timeout, and a
+500 after a report was created (the work done, the answer lost).
 
 Draws come from a generator seeded with the simulator seed, so a given request sequence meets the
 same faults on every run.
@@ -10,7 +11,7 @@ import random
 import threading
 from dataclasses import dataclass, field, fields
 
-FAULT_NAMES = ("latency_ms", "error_ratio", "ratelimit_ratio", "timeout_ratio", "timeout_seconds")
+FAULT_NAMES = ("latency_ms", "error_ratio", "ratelimit_ratio", "timeout_ratio", "timeout_seconds", "late_error_ratio")
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Faults:
     ratelimit_ratio: float = 0.0
     timeout_ratio: float = 0.0
     timeout_seconds: float = 15.0
+    late_error_ratio: float = 0.0  # POST /api/v1/reports: created, then answered 500
     _rng: random.Random = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
@@ -51,6 +53,13 @@ class Faults:
                 return name
             roll -= ratio
         return None
+
+    def late_error(self) -> bool:
+        """Whether this created report's answer is replaced by a 500."""
+        if not self.late_error_ratio:
+            return False
+        with self._lock:
+            return self._rng.random() < self.late_error_ratio
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in FAULT_NAMES}

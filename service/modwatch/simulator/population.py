@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 REMOTE_DOMAINS = ("mastodon.example", "fosstodon.example", "social.example")
 SPAM_FARM_DOMAIN = "spamfarm.example"
 LINK_SPAM_DOMAIN = "cheap-deals.example"
-SPAM_KEYWORDS = ("crypto giveaway", "free followers", "casino bonus", "limited offer")
+# Phrases spam really uses, in the default rules' vocabularies ("Join the {keyword} now!").
+SPAM_KEYWORDS = ("crypto giveaway", "bitcoin giveaway", "slot gacor maxwin", "guaranteed profit club", "smm panel")
 
 ORDINARY_TEXTS = (
     "Morning walk by the river, the herons are back.",
@@ -30,6 +31,31 @@ ORDINARY_TEXTS = (
     "Learning to knit. Progress is slow but steady.",
     "Photos from the mountain trip are up.",
 )
+# People do not post the same words as each other: ordinary posts are put together from these, so
+# that several new accounts posting at once are not mistaken for a spam wave.
+OPENERS = ("Morning walk by the river.", "Finally fixed that flaky test.", "Lentil soup for dinner again.",
+           "Reading a book about the history of maps.", "The community garden needs volunteers.",
+           "The train was late again.", "Rewatched an old favourite film.", "Learning to knit.",
+           "Photos from the mountain trip are up.", "New blog post about self-hosting.", "Rain all day here.",
+           "Our cat learned to open doors.", "Spent the afternoon fixing my bike.", "First snow of the year!")
+DETAILS = ("The herons are back", "It was a timezone, of course", "Anyone have a better recipe?", "Recommended",
+           "Bring gloves if you come", "The view made up for it", "Still holds up", "Progress is slow but steady",
+           "Link in the next post", "Took me three evenings", "Perfect weather for tea", "Send help",
+           "The chain was the culprit", "The kids are thrilled")
+ENDINGS = ("", "", "🙂", "Happy Sunday.", "More later.", "What are you up to?", "Long week.", "#photography",
+           "#cooking", "#cycling", "Good night, everyone.")
+
+
+PLACES = ("in Leeds", "near Lyon", "at the lake", "in the old town", "at my parents'", "downtown", "on the coast",
+          "in the hills", "at the office", "in Kiel", "at the market", "by the harbour", "in the park", "at home")
+
+
+def ordinary_text(rng: random.Random) -> str:
+    opener = rng.choice(OPENERS).rstrip(".!")
+    parts = (f"{opener} {rng.choice(PLACES)}{rng.choice('.!')}", rng.choice(DETAILS) + ".", rng.choice(ENDINGS))
+    return " ".join(part for part in parts if part)
+
+
 FIRST_NAMES = ("alex", "sam", "robin", "kim", "jo", "max", "lee", "noa", "ari", "mika", "pat", "eli")
 
 # Share of the seeded accounts per pattern; the rest are ordinary.
@@ -77,7 +103,7 @@ class Population:
             return
         authors = sorted(a.id for a in self.state.accounts.values() if a.pattern not in {"staff"})
         author = self.state.accounts[self.rng.choice(authors)]
-        self.state.add_status(author.id, now, self.rng.choice(ORDINARY_TEXTS))
+        self.state.add_status(author.id, now, ordinary_text(self.rng))
 
     def account(self, pattern: str, created_at: datetime, now: datetime, post: bool = True) -> list[tuple]:
         """Create an account; its posts are made now (`post`) or returned as (account id, time, text, media)."""
@@ -116,7 +142,7 @@ class Population:
         times = sorted(created_at + timedelta(seconds=self.rng.uniform(0, span * 0.9)) for _ in range(self.rng.randint(1, 5)))
         for index, at in enumerate(times):
             media: list[str | None] = []
-            text = self.rng.choice(ORDINARY_TEXTS)
+            text = ordinary_text(self.rng)
             if pattern == "keyword_spam":
                 text = f"Join the {self.rng.choice(SPAM_KEYWORDS)} now! Only today."
             elif pattern == "link_spam":

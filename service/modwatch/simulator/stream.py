@@ -129,6 +129,7 @@ def streaming_router(state: SimState) -> APIRouter:
     """The streaming server's routes (no rate limit: Mastodon's streaming server is not behind rack-attack)."""
     router = APIRouter()
     hub = state.stream
+    assert hub is not None
 
     @router.get("/api/v1/streaming/health")
     def health() -> PlainTextResponse:
@@ -183,6 +184,7 @@ def control_router(state: SimState) -> APIRouter:
 
     router = APIRouter(prefix="/_sim/stream")
     hub = state.stream
+    assert hub is not None
 
     @router.get("")
     def status() -> dict:
@@ -200,16 +202,16 @@ def control_router(state: SimState) -> APIRouter:
                                 domain=str(body.get("domain") or firehose.WAVE_DOMAIN))
         return {"account_ids": [str(i) for i in ids]}
 
-    @router.put("/firehose")
-    @router.post("/firehose")
-    def set_firehose(body: dict = Body(...)) -> dict:
+    @router.put("/firehose", response_model=None)
+    @router.post("/firehose", response_model=None)
+    def set_firehose(body: dict = Body(...)) -> dict | JSONResponse:
         try:
             return firehose.configure(state, **body).as_dict()
         except (TypeError, ValueError) as exc:
             return _error(422, f"Validation failed: {exc}")
 
-    @router.post("/statuses/{status_id}/edit")
-    def edit(status_id: str, body: dict = Body(...)) -> dict:
+    @router.post("/statuses/{status_id}/edit", response_model=None)
+    def edit(status_id: str, body: dict = Body(...)) -> dict | JSONResponse:
         from datetime import datetime, timezone
 
         record = state.edit_status(int(status_id), str(body.get("text", "")), datetime.now(timezone.utc))
@@ -218,8 +220,8 @@ def control_router(state: SimState) -> APIRouter:
         with state.lock:
             return entities.status(state, record)
 
-    @router.delete("/statuses/{status_id}")
-    def delete(status_id: str) -> dict:
+    @router.delete("/statuses/{status_id}", response_model=None)
+    def delete(status_id: str) -> dict | JSONResponse:
         if not state.delete_status(int(status_id)):
             return _error(404, "Record not found")
         return {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 ID = String(32)
@@ -65,14 +65,29 @@ class AccountAnalysis(Base):
     analysed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
-class Report(Base):
-    """One report decision and its way to Mastodon: pending -> filed, or failed; dry_run rows stay dry_run.
+# A report decision's states. Open: the account's one modwatch report (pending or filed, not yet
+# resolved); new evidence meanwhile is `held` behind it.
+OPEN_STATES = ("pending", "filed")
+REPORT_STATES = ("pending", "filed", "resolved", "held", "superseded", "failed", "dry_run")
 
-    The dedupe key is unique per mode, so what a dry run recorded never blocks the real report.
+
+class Report(Base):
+    """One report decision and its way to Mastodon.
+
+    pending -> filed -> resolved, or failed; new evidence on an account with an open report is
+    `held` (behind `held_by`) until that report is resolved, then the newest held row becomes
+    pending and older ones `superseded`. dry_run rows stay dry_run until an operator files them.
+    The dedupe key is unique per mode, so what a dry run recorded never blocks the real report;
+    at most one open row per account (a partial unique index).
     """
 
     __tablename__ = "reports"
-    __table_args__ = (UniqueConstraint("dedupe_key", "dry_run", name="uq_reports_dedupe_key_dry_run"),)
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", "dry_run", name="uq_reports_dedupe_key_dry_run"),
+        Index("uq_reports_open_account", "account_id", unique=True,
+              sqlite_where=text("state IN ('pending', 'filed') AND dry_run = 0"),
+              postgresql_where=text("state IN ('pending', 'filed') AND dry_run = false")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     dedupe_key: Mapped[str] = mapped_column(String(64))
@@ -91,6 +106,18 @@ class Report(Base):
     # A worker filing the report holds it until then; a killed worker's claim simply lapses.
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     reason: Mapped[str | None] = mapped_column(Text)
+    # Not tried before then: a rate-limit window's reset, or the next look for an earlier attempt.
+    not_before: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Since when an attempt may have created the report unseen (timeout, 5xx): look before filing again.
+    doubt_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lookups: Mapped[int] = mapped_column(Integer, default=0)
+    # The open report this evidence waits behind (state `held`), or the one that replaced it (`superseded`).
+    held_by: Mapped[int | None] = mapped_column(Integer)
+    # When modwatch last asked Mastodon whether the filed report was resolved, and when it was.
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Filed by an operator through the API (a dry-run decision approved): files even while DRY_RUN is on.
+    operator_filed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

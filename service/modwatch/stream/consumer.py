@@ -91,7 +91,7 @@ class Consumer:
         self.seen = Seen()
         self.filling: dict[str, int] = {name: 0 for name in settings.stream_names}
         self.newest: dict[str, int | None] = {name: None for name in settings.stream_names}
-        self.recorded: dict[str, int] = {}
+        self.recorded: dict[str, int] = {}  # newest post id decided per stream in this term
         for name in settings.stream_names:
             STREAM_CONNECTED.labels(stream=name).set(0)
         STREAM_ACTIVE.set(0)
@@ -127,7 +127,7 @@ class Consumer:
 
     def take_over(self) -> None:
         self.filling = {name: 0 for name in self.settings.stream_names}
-        self.recorded: dict[str, int] = {}  # newest post id decided per stream in this term
+        self.recorded = {}  # newest post id decided per stream in this term
         self.term = int(time.time() * 1000)
         STREAM_ACTIVE.set(1)
         log.info("stream_consumer_active", consumer=self.name)
@@ -186,12 +186,13 @@ class Consumer:
         cursor, pages, filled, complete = str(since), 0, 0, False
         try:
             while pages < self.settings.stream_gap_max_pages and self.term == term:
-                if ratelimit.acquire(priority=True, book=False) is not None:
+                # A min_id page counts against Mastodon's paging limit, shared with polls and moderators.
+                if ratelimit.acquire_page(self.settings.poll_paging_share, self.settings.stream_gap_max_pages) is not None:
                     break
                 try:
                     page = client.public_timeline(stream, min_id=cursor, limit=GAP_PAGE)
                 finally:
-                    ratelimit.observe(client.ratelimit)
+                    ratelimit.observe_answers(client)
                 pages += 1
                 for status in sorted(page.items, key=lambda s: int(s["id"])):
                     self.items.put(Received(stream, "update", status, via="gap_fill"))

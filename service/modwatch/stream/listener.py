@@ -16,6 +16,7 @@ from typing import Callable
 
 import mastodon
 import orjson
+from mastodon.errors import MastodonReadTimeout
 from requests.exceptions import ChunkedEncodingError, ConnectionError, ReadTimeout
 
 from modwatch.moderation.stream_analysis import Deleted, Received
@@ -60,7 +61,7 @@ class EventListener(mastodon.StreamListener):
         except ChunkedEncodingError as exc:
             raise mastodon.MastodonNetworkError("Server ceased communication.") from exc
         except ReadTimeout as exc:
-            raise mastodon.MastodonReadTimeout("Timed out while reading from server.") from exc
+            raise MastodonReadTimeout("Timed out while reading from server.") from exc
         except ConnectionError as exc:
             raise mastodon.MastodonNetworkError("Requests reports connection error.") from exc
 

@@ -1,7 +1,7 @@
 """structlog for every process: JSON by default, pretty on a terminal.
 
-Standard-library loggers (uvicorn, RQ, rq-scheduler) are routed through the same processors, so
-every line has the same shape. Context (job_id, queue, request_id, trace ids) comes from
+Standard-library loggers (uvicorn, RQ, rq-scheduler) are routed through the same processors by
+structlog's own ProcessorFormatter, so every line has the same shape. Context (job_id, queue, request_id, trace ids) comes from
 structlog's contextvars.
 """
 
@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import sys
-import time
 from typing import Any
 
 import orjson
@@ -66,22 +65,6 @@ def add_trace_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, 
     return event
 
 
-_second_prefix = (0, "")
-
-
-def add_timestamp(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
-    """ISO 8601 UTC with microseconds, as structlog's TimeStamper(fmt="iso", utc=True) writes it, in a
-    third of its time: the date and time to the second are formatted once a second."""
-    global _second_prefix
-    now = time.time()
-    second = int(now)
-    cached = _second_prefix
-    if cached[0] != second:
-        cached = _second_prefix = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
-    event["timestamp"] = f"{cached[1]}.{int((now - second) * 1_000_000):06d}Z"
-    return event
-
-
 def json_text(event: dict[str, Any], **options: Any) -> str:
     """One log line's JSON: orjson (2.8 against 4.9 us a line with the standard library; RQ writes
     four lines a job), or the standard library for what orjson refuses (integers over 64 bits)."""
@@ -89,38 +72,6 @@ def json_text(event: dict[str, Any], **options: Any) -> str:
         return orjson.dumps(event, default=options.get("default"), option=orjson.OPT_NON_STR_KEYS).decode()
     except (TypeError, orjson.JSONEncodeError):
         return json.dumps(event, **options)
-
-
-class RecordFormatter(logging.Formatter):
-    """Renders every record, structlog's and the standard library's (uvicorn, RQ), through processors.
-
-    structlog's ProcessorFormatter does the same for this set-up, but copies each record and then
-    formats it a second time through logging.Formatter: 15 against 10 us a line in process, and a
-    job makes four lines.
-    """
-
-    def __init__(self, foreign_pre_chain: list[Any], processors: list[Any]) -> None:
-        super().__init__()
-        self.foreign_pre_chain = foreign_pre_chain
-        self.processors = processors
-
-    def format(self, record: logging.LogRecord) -> str:
-        if isinstance(record.msg, dict) and hasattr(record, "_logger"):
-            # From structlog (`ProcessorFormatter.wrap_for_formatter`): the shared processors have run.
-            logger, method, event = record._logger, record._name, dict(record.msg)
-        else:
-            logger, method = None, record.levelname.lower()
-            event = {"event": record.getMessage(), "_record": record}
-            if record.exc_info:
-                event["exc_info"] = record.exc_info
-            if record.stack_info:
-                event["stack_info"] = record.stack_info
-            for processor in self.foreign_pre_chain:
-                event = processor(logger, method, event)
-            del event["_record"]
-        for processor in self.processors:
-            event = processor(logger, method, event)
-        return event
 
 
 def configure(level: str = "INFO", fmt: str = "auto") -> None:
@@ -132,7 +83,7 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         redact_secrets,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
-        add_timestamp,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
         add_trace_ids,
     ]
     renderer = structlog.processors.JSONRenderer(serializer=json_text) if use_json else structlog.dev.ConsoleRenderer()
@@ -143,7 +94,11 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RecordFormatter(shared, [structlog.processors.format_exc_info, redact_exception, renderer]))
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info,
+                    redact_exception, renderer],
+    ))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -47,8 +47,13 @@ MASTODON_REQUESTS = Counter(
 MASTODON_DURATION = Histogram(
     "modwatch_mastodon_request_duration_seconds", "Mastodon API call latency.", ["endpoint", "method"], buckets=HTTP_BUCKETS
 )
-MASTODON_RATELIMIT_REMAINING = Gauge("modwatch_mastodon_ratelimit_remaining", "X-RateLimit-Remaining of the last answer.")
 MASTODON_RATE_LIMITED = Counter("modwatch_mastodon_rate_limited", "429 answers from Mastodon.", ["endpoint"])
+RATELIMIT_REMAINING = Gauge("modwatch_ratelimit_remaining", "Requests left in a rate-limit family's window, last answer.",
+                            ["family"])
+RATELIMIT_RESET = Gauge("modwatch_ratelimit_reset_timestamp_seconds", "When a rate-limit family's window ends, unix time.",
+                        ["family"])
+RATELIMIT_WAITS = Counter("modwatch_ratelimit_waits", "Requests the gate held back, by the family that refused.",
+                          ["family"])
 
 # Served by the scheduler process (the leader): what it found and repaired on its last loop.
 RECURRING_JOBS = Gauge("modwatch_scheduler_recurring_jobs", "Recurring jobs registered in rq-scheduler, per the leader.", ["function"])
@@ -148,7 +153,10 @@ def start_horse() -> Snapshot:
     the few unlabelled metrics, which cannot be emptied. Both through the public API, and cheap:
     a snapshot of every series costs milliseconds (collect() builds every sample)."""
     for metric in DEFINED.values():
-        metric.clear()  # a no-op for an unlabelled metric
+        try:
+            metric.clear()  # a no-op for an unlabelled metric...
+        except AttributeError:  # ...which prometheus-client before 0.22 refuses to clear
+            pass
     for cache in _SERIES_CACHES:
         cache.cache_clear()
     return snapshot()

@@ -43,13 +43,16 @@ def is_recurring(job: Any) -> bool:
     return any(job.meta.get(key) is not None for key in RECURRING_META_KEYS)
 
 
-def messaging_attributes(operation_type: str, operation_name: str, queue_name: str, job: Any) -> dict[str, Any]:
+def messaging_attributes(operation_type: str, rq_operation: str, queue_name: str, job: Any) -> dict[str, Any]:
+    """The messaging semconv attributes; `messaging.operation.name` is the span name's verb (send, process),
+    and which RQ operation it was (enqueue, schedule, perform) is `messaging.rq.operation`."""
     attributes = {
         "messaging.system": "rq",
         "messaging.destination.name": queue_name,
         "messaging.message.id": job.id,
         "messaging.operation.type": operation_type,
-        "messaging.operation.name": operation_name,
+        "messaging.operation.name": operation_type,
+        "messaging.rq.operation": rq_operation,
         "messaging.rq.function": job.func_name,
     }
     if job.retries_left is not None:

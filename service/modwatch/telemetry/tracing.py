@@ -308,6 +308,10 @@ def configure(process: str, local_store: bool = False) -> None:
 
 def instrument_app(app: FastAPI) -> None:
     """SERVER spans named by method and route template (`POST /webhooks/mastodon_events`)."""
+    # The stable HTTP semantic conventions (http.request.method, http.response.status_code), as the
+    # Mastodon client's spans use; the instrumentation defaults to the old names unless told. The
+    # environment still decides when set (`http/dup` emits both during a dashboard migration).
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_PATHS, exclude_spans=["receive", "send"])
