@@ -30,6 +30,6 @@ if ! grep -q '^  API key' run.log; then
   exit 1
 fi
 sed -n '/modwatch is running/,/^  API key/p' run.log | grep -v '^  API key\|^  webhook secret'
-"$venv/bin/modwatch" send-webhook --timeout 120 || { echo "smoke: the webhook failed; modwatch run said:" >&2
+"$venv/bin/modwatch" send-webhook --timeout 180 || { echo "smoke: the webhook failed; modwatch run said:" >&2
   tail -n 40 run.log >&2; exit 1; }
 echo "smoke: $("$venv/bin/python" --version): modwatch run reached its banner and processed a signed webhook"

@@ -106,6 +106,16 @@ def test_delivery(event: str, instance_base: str | None) -> tuple[bytes, str]:
     return body, what
 
 
+def _workers(client: httpx.Client, target: Target) -> str:
+    """What the workers are doing, for a job that waits too long."""
+    answer = client.get(f"{target.url}/jobs/workers", headers={"X-API-Key": target.api_key or ""})
+    if answer.status_code != 200:
+        return f"unknown (GET /jobs/workers answered {answer.status_code})"
+    return "; ".join(f"{w['name']} {w['state']} on {','.join(w['queues'])}"
+                     + (f" with job {w['current_job_id']}" if w["current_job_id"] else "")
+                     for w in answer.json()) or "none registered"
+
+
 def follow(client: httpx.Client, target: Target, job_id: str, timeout: float) -> int:
     """Print the job's statuses until it ends; 0 when it finished."""
     headers = {"X-API-Key": target.api_key or ""}
@@ -123,7 +133,7 @@ def follow(client: httpx.Client, target: Target, job_id: str, timeout: float) ->
         if last_status in ENDED:
             break
         if time.monotonic() >= deadline:
-            print(f"job {job_id}: still {last_status} after {timeout:g} s (is a worker running?)")
+            print(f"job {job_id}: still {last_status} after {timeout:g} s; workers: {_workers(client, target)}")
             return 1
         time.sleep(0.3)
     if job.get("result") is not None:

@@ -24,8 +24,8 @@ def fresh_dir(tmp_path, monkeypatch):
 
 
 def send_webhook(env, *args):
-    return subprocess.run([sys.executable, "-m", "modwatch.cli", "send-webhook", "--timeout", "60", *args],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "modwatch.cli", "send-webhook", "--timeout", "180", *args],
+                          env=env, capture_output=True, text=True, timeout=240)
 
 
 def test_send_webhook_without_a_secret_says_where_one_comes_from(fresh_dir):

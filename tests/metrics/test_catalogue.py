@@ -41,7 +41,7 @@ def registered() -> dict[str, tuple[str, tuple[str, ...]]]:
             importlib.import_module(module.name)
     from modwatch.jobs.queues import PRIORITY
     from modwatch.jobs.scheduler import HEARTBEAT_KEY
-    
+
     queue_stats.register_collector(PRIORITY, HEARTBEAT_KEY)
     metrics = {}
     for collector in set(REGISTRY._names_to_collectors.values()):

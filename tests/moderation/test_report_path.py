@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 import pytest
 import requests
 from fastapi.testclient import TestClient
@@ -234,6 +235,7 @@ def test_polls_page_within_their_share_of_the_paging_limit(world, monkeypatch):
     for i in range(5):
         world.add_clean(f"page{i}", domain="far.example")
     monkeypatch.setattr(polling, "PAGE_LIMIT", 1)
+    first_window = time.time() // 900  # Mastodon's paging windows are on the 15-minute grid
     pages = 0
     for _ in range(10):
         result = tasks.poll_admin_accounts()
@@ -241,7 +243,9 @@ def test_polls_page_within_their_share_of_the_paging_limit(world, monkeypatch):
     paging = [q for m, p, q in world.requests.requests if p.startswith("/api/v2/admin/accounts")
               and any(q.get(k) for k in ("min_id", "max_id", "since_id"))]
     state = ratelimit.state(["paging"])["paging"]
-    assert len(paging) == state["ours"] <= 30
+    windows = int(time.time() // 900 - first_window) + 1  # a run across a window's end has two shares
+    assert state["ours"] <= 30 and len(paging) <= 30 * windows
+    assert windows > 1 or len(paging) == state["ours"]
     assert len(paging) >= 1 and pages > len(paging)  # some pages without a cursor, the rest within the share
 
 
@@ -283,3 +287,21 @@ def test_reports_the_account_filed_today_without_modwatch_are_counted_before_the
     assert reports.sync_report_budget(client(world)) is None  # once a day
     listed = [q for q in world.requests.params("GET", "/api/v1/admin/reports") if "account_id" in q]
     assert len(listed) == 2  # open and resolved, one page each
+
+
+def test_a_resolution_read_by_the_outcome_sync_lets_held_evidence_become_the_next_report(world):
+    """report.updated / the outcome sync (moderation/outcomes.py) close modwatch's open report at once."""
+    from modwatch.moderation import outcomes
+
+    account = world.add_account("twice", ["crypto giveaway one", "crypto giveaway two"], domain="spam.example")
+    first, second = sorted(posts(world, account), key=int)
+    assert reports.record_and_file(decision(account, [first]), "webhook", world.settings, client(world))["outcome"] \
+        == "filed"
+    assert reports.record_and_file(decision(account, [first, second]), "webhook", world.settings,
+                                   client(world))["outcome"] == "held"
+    [report] = world.filed(account)
+    resolved = requests.post(f"{world.sim.base_url}/_sim/reports/{report['id']}/resolve", timeout=10).json()
+    outcomes.record([resolved])
+    assert [r.state for r in rows(account)] == ["resolved", "pending"]
+    assert [r["outcome"] for r in reports.file_due(client(world), world.settings)] == ["filed"]
+    assert len(world.filed(account)) == 2

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from modwatch.connection import get_redis
 from modwatch.mastodon.client import MastodonClient
+from modwatch.moderation import reports
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import AccountAnalysis, Report
 from modwatch.telemetry.metrics import RULE_VERDICTS
@@ -69,6 +70,8 @@ def record(admin_reports: list[dict[str, Any]]) -> dict[str, int]:
     connection = get_redis()
     for report_id, rules in ours.items():
         verdict = resolved[report_id]
+        # The account's report is closed: evidence held behind it becomes the next report.
+        reports.mark_resolved(report_id)
         # HSETNX: the webhook and the sync may both see a report; only the first counts it.
         if not connection.hsetnx(SEEN_KEY, report_id, verdict):
             continue
