@@ -3,11 +3,12 @@ and waiting for what other processes do."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import time
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 import httpx
 
@@ -51,6 +52,30 @@ def postgres_or_skip() -> str:
             pytest.fail(reason)
         pytest.skip(reason)
     return TEST_POSTGRES
+
+
+@contextlib.contextmanager
+def postgres_schema(name: str) -> Iterator[Callable[..., str]]:
+    """A schema of the test's own in TEST_POSTGRES (made empty, dropped after); yields `url(*settings)`, the
+    database URL that works in it, with extra server settings such as "default_transaction_read_only=on"."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(postgres_or_skip(), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+        connection.execute(text(f"CREATE SCHEMA {name}"))
+
+    def url(*settings: str) -> str:
+        options = "%20".join(f"-c{setting}".replace("=", "%3D") for setting in (f"search_path={name}", *settings))
+        return f"{TEST_POSTGRES}?options={options}"
+
+    try:
+        yield url
+    finally:
+        db.dispose_engine()
+        with admin.connect() as connection:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+        admin.dispose()
 
 
 def redis_db_url(db: int) -> str:

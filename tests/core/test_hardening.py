@@ -97,28 +97,34 @@ def test_requeue_of_a_stopped_job_puts_it_back(client, auth):
     assert job.id not in get_queue("moderation").failed_job_registry.get_job_ids()
 
 
-def _read_only(url: str) -> str:
-    if url.startswith("sqlite:///"):
-        return f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
-    return url + "?options=-c%20default_transaction_read_only%3Don"  # as a hot standby answers
+@pytest.fixture(params=["sqlite", "postgresql"])
+def writable_and_read_only(request, core_env):
+    """(URL, the same database read-only): SQLite opened read-only, or PostgreSQL refusing writes in a schema
+    of the test's own, as a hot standby answers."""
+    if request.param == "sqlite":
+        url = os.environ["DATABASE_URL"]
+        yield url, f"sqlite:///file:{url.removeprefix('sqlite:///')}?mode=ro&uri=true"
+        return
+    from isolation import postgres_schema
+
+    with postgres_schema("modwatch_readyz_test") as url:
+        yield url(), url("default_transaction_read_only=on")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_readyz_fails_when_the_database_answers_but_refuses_writes(core_env, monkeypatch, backend):
+def test_readyz_fails_when_the_database_answers_but_refuses_writes(writable_and_read_only, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from isolation import TEST_POSTGRES, reset_caches
+    from isolation import reset_caches
     from modwatch.api.app import create_app
     from modwatch.storage.db import upgrade_database
 
-    if backend == "postgresql":
-        monkeypatch.setenv("DATABASE_URL", TEST_POSTGRES)
-        reset_caches()
-        upgrade_database()
-    url = os.environ["DATABASE_URL"]
+    url, read_only = writable_and_read_only
+    monkeypatch.setenv("DATABASE_URL", url)
+    reset_caches()
+    upgrade_database()
     with TestClient(create_app()) as client:
         assert client.get("/readyz").json() == {"status": "ok", "checks": {"redis": "ok", "database": "ok"}}
-        monkeypatch.setenv("DATABASE_URL", _read_only(url))
+        monkeypatch.setenv("DATABASE_URL", read_only)
         reset_caches()
         answer = client.get("/readyz")
         assert answer.status_code == 503

@@ -11,7 +11,6 @@ from urllib.parse import parse_qs
 import pytest
 import redis
 import requests
-from sqlalchemy import create_engine, text
 
 from modwatch.connection import get_redis, reset_pool
 from modwatch.settings import Settings, get_settings
@@ -19,7 +18,7 @@ from modwatch.simulator import server
 from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN
 from modwatch.storage.db import dispose_engine, upgrade_database
 
-from isolation import TEST_POSTGRES, postgres_or_skip, redis_db_url
+from isolation import TEST_POSTGRES, postgres_schema, redis_db_url
 
 REDIS_URL = redis_db_url(2)
 POSTGRES = TEST_POSTGRES
@@ -123,15 +122,8 @@ def database_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'modwatch.db'}"
         return
-    admin = create_engine(postgres_or_skip(), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    yield f"{POSTGRES}?options=-csearch_path%3D{SCHEMA}"
-    dispose_engine()
-    with admin.connect() as connection:
-        connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-    admin.dispose()
+    with postgres_schema(SCHEMA) as url:
+        yield url()
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
-from isolation import postgres_or_skip, redis_db_url
+from isolation import postgres_schema, redis_db_url
 from modwatch.moderation.stream_analysis import Deleted, Received, Seen, Window, analyse_batch, last_status_id
 from modwatch.settings import get_settings
 from modwatch.storage.db import session_scope, upgrade_database
@@ -34,15 +34,13 @@ def env(request, modwatch_env):
     """Both databases modwatch supports (PostgreSQL in a schema of its own)."""
     if request.param == "sqlite":
         modwatch_env(redis_db_url(14))
-    else:
-        postgres = postgres_or_skip()
-        admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-            connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-        admin.dispose()
-        modwatch_env(redis_db_url(14), DATABASE_URL=f"{postgres}?options=-csearch_path%3D{SCHEMA}")
-    upgrade_database()
+        upgrade_database()
+        yield
+        return
+    with postgres_schema(SCHEMA) as url:
+        modwatch_env(redis_db_url(14), DATABASE_URL=url())
+        upgrade_database()
+        yield
 
 
 def rows() -> list[tuple[str, str, str, str | None]]:
