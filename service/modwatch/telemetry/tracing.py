@@ -23,6 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from opentelemetry import trace
+# Imported here, never lazily: a worker forks while its export thread runs, and a horse forked while that
+# thread held an import lock waited on it forever (seen: the first webhook of `modwatch run` never finished).
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import SpanFlags
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -119,8 +124,6 @@ class SpanRelay(SpanProcessor):
     def take(self) -> bytes | None:
         """The spans held so far as a serialized ExportTraceServiceRequest (the SDK's OTLP encoder);
         None when there are none."""
-        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
         spans, self.held = self.held, []
         return encode_spans(spans).SerializeToString() if spans else None
 
@@ -229,8 +232,6 @@ def _attributes(key_values: Any) -> dict[str, Any]:
 
 
 def _context(trace_id: bytes, span_id: bytes, flags: int, trace_state: str = "") -> SpanContext:
-    from opentelemetry.proto.trace.v1.trace_pb2 import SpanFlags
-
     return SpanContext(
         int.from_bytes(trace_id, "big"), int.from_bytes(span_id, "big"),
         is_remote=bool(flags & SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK),
@@ -241,8 +242,6 @@ def _context(trace_id: bytes, span_id: bytes, flags: int, trace_state: str = "")
 
 def decode_spans(encoded: bytes, resource: Resource) -> list[ReadableSpan]:
     """The spans of an ExportTraceServiceRequest, as the SDK's ReadableSpans of `resource`."""
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
     request = ExportTraceServiceRequest.FromString(encoded)
     spans = []
     for resource_spans in request.resource_spans:
