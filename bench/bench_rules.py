@@ -22,7 +22,8 @@ import yaml
 from common import Row
 from modwatch.moderation.detectors import _keyword_pattern, gather
 from modwatch.moderation.engine import load_rules
-from modwatch.moderation.rules import TEXT_FIELDS, Rule, regex_flags
+from modwatch.moderation.patterns import regex_flags
+from modwatch.moderation.schema import TEXT_FIELDS, Rule
 from modwatch.simulator import entities
 from modwatch.simulator.state import Config, SimState
 

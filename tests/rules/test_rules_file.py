@@ -49,7 +49,7 @@ def test_valid_file_applies_defaults_and_serialises(write_rules):
     [
         ("    weight: 0\n", "rules.yaml: rule 'crypto-scam' (#2): field 'weight': must be a number other than 0 (negative: evidence against spam)"),
         ("    weight: lots\n", "rules.yaml: rule 'crypto-scam' (#2): field 'weight': must be a number other than 0 (negative: evidence against spam)"),
-        ("    category: scam\n", "rules.yaml: rule 'crypto-scam' (#2): field 'category': must be one of spam, legal, violation, other"),
+        ("    category: scam\n", "rules.yaml: rule 'crypto-scam' (#2): field 'category': 'scam' is not one of spam, legal, violation, other"),
         ("    detector: telepathy\n", "rules.yaml: rule 'crypto-scam' (#2): field 'detector': 'telepathy' is not one of"),
         ("    keywords: []\n", "rules.yaml: rule 'crypto-scam' (#2): field 'keywords': must be a non-empty list"),
         ("    whole_word: yes please\n", "rules.yaml: rule 'crypto-scam' (#2): field 'whole_word': must be true or false"),

@@ -1,8 +1,11 @@
-"""What each detector looks for.
+"""What each detector looks for, and the parameters its rules take.
 
 `Material` is an account and its statuses reduced once to what rules read (normalised text per
 field, links, timestamps, media). Text detectors are compiled per field for a whole rule set;
 behavioural and media detectors are plain functions of one rule and the material.
+
+A detector is its parameter model (a `DetectorRule`, validated by rules.py) declared next to its
+function, and one line in DETECTORS at the end: adding a detector touches this file only.
 """
 
 from __future__ import annotations
@@ -13,13 +16,28 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Annotated, Any, Callable, Iterator, NamedTuple
 from urllib.parse import urlsplit
 
 import regex
+from pydantic import model_validator
 
 from modwatch.moderation.domains import covered
-from modwatch.moderation.rules import Rule, compile_pattern
+from modwatch.moderation.patterns import REGEX_FLAGS, check_pattern, compile_pattern
+from modwatch.moderation.schema import (
+    LINK_FIELDS,
+    TEXT_FIELDS,
+    AtLeast,
+    DetectorRule,
+    Domains,
+    Flag,
+    Name,
+    PositiveNumber,
+    Rule,
+    Strings,
+    invalid,
+    require_one_of,
+)
 from modwatch.moderation.text import domain_of, parse_html, plain
 
 MAX_EVIDENCE_CHARS = 200
@@ -171,6 +189,27 @@ def _clip(text: str) -> str:
 # -- text detectors --
 
 
+class KeywordRule(DetectorRule):
+    keywords: Annotated[tuple[str, ...], Strings()]
+    case_sensitive: Flag = False
+    whole_word: Flag = True
+    fields: Annotated[tuple[str, ...], Strings(TEXT_FIELDS)] = TEXT_FIELDS
+
+
+class RegexRule(DetectorRule):
+    pattern: Name
+    flags: Annotated[tuple[str, ...], Strings(tuple(REGEX_FLAGS))] = ()
+    fields: Annotated[tuple[str, ...], Strings(TEXT_FIELDS)] = TEXT_FIELDS
+
+    @model_validator(mode="after")
+    def _safe_pattern(self) -> RegexRule:
+        try:
+            check_pattern(self.pattern, self.flags)
+        except ValueError as exc:
+            raise invalid(f"field 'pattern': {exc}") from None
+        return self
+
+
 class TextMatcher:
     """Every keyword and regex rule that reads one field, run in one pass over each text.
 
@@ -299,6 +338,11 @@ def _keyword_pattern(keyword: str, whole_word: bool) -> str:
 # -- behavioural detectors --
 
 
+class PostingRateRule(DetectorRule):
+    max_statuses: Annotated[int, AtLeast(1)]
+    window_seconds: Annotated[int, AtLeast(1)]
+
+
 def posting_rate(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     """More than `max_statuses` statuses inside some `window_seconds` window: the busiest window is the evidence."""
     window = timedelta(seconds=rule.params["window_seconds"])
@@ -317,6 +361,11 @@ def posting_rate(rule: Rule, material: Material, now: datetime) -> list[Evidence
     return [Evidence(rule, "created_at", summary, post.id) for post in burst]
 
 
+class DuplicateContentRule(DetectorRule):
+    min_duplicates: Annotated[int, AtLeast(2)] = 3
+    min_length: Annotated[int, AtLeast(1)] = 10
+
+
 def duplicate_content(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     """The same text (case and spacing ignored) in at least `min_duplicates` statuses."""
     groups: dict[str, list[Post]] = defaultdict(list)
@@ -330,6 +379,18 @@ def duplicate_content(rule: Rule, material: Material, now: datetime) -> list[Evi
         if len(posts) >= rule.params["min_duplicates"]
         for post in posts
     ]
+
+
+class LinkDomainRule(DetectorRule):
+    domains: Domains | None = None
+    domains_files: Annotated[tuple[str, ...], Strings()] | None = None  # read by rules.py into `domains`
+    max_links_to_one_domain: Annotated[int, AtLeast(1)] | None = None
+    fields: Annotated[tuple[str, ...], Strings(LINK_FIELDS)] = ("status_text",)
+
+    @model_validator(mode="after")
+    def _something_to_look_for(self) -> LinkDomainRule:
+        require_one_of(self, ("domains", "domains_files", "max_links_to_one_domain"))
+        return self
 
 
 def link_domain(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
@@ -351,6 +412,11 @@ def link_domain(rule: Rule, material: Material, now: datetime) -> list[Evidence]
     ]
 
 
+class NewAccountBurstRule(DetectorRule):
+    max_account_age_days: PositiveNumber
+    min_statuses: Annotated[int, AtLeast(1)]
+
+
 def new_account_burst(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     """An account younger than `max_account_age_days` that already has `min_statuses` statuses."""
     if material.created_at is None:
@@ -366,6 +432,13 @@ def new_account_burst(rule: Rule, material: Material, now: datetime) -> list[Evi
 
 
 # -- media detectors --
+
+MEDIA_TYPES = ("image", "gifv", "video", "audio", "unknown")
+
+
+class MediaAltTextRule(DetectorRule):
+    media_types: Annotated[tuple[str, ...], Strings(MEDIA_TYPES)] = ("image", "gifv", "video")
+    min_missing: Annotated[int, AtLeast(1)] = 1
 
 
 def media_alt_text(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
@@ -391,6 +464,16 @@ def _mime_type(item: dict[str, Any]) -> str | None:
             if guessed:
                 return guessed
     return None
+
+
+class MediaMimeRule(DetectorRule):
+    mime_types: Annotated[tuple[str, ...], Strings()] | None = None
+    media_types: Annotated[tuple[str, ...], Strings(MEDIA_TYPES)] | None = None
+
+    @model_validator(mode="after")
+    def _something_to_look_for(self) -> MediaMimeRule:
+        require_one_of(self, ("mime_types", "media_types"))
+        return self
 
 
 def media_mime(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
@@ -427,6 +510,11 @@ def within(limits: dict[str, float], material: Material, now: datetime) -> bool:
         if value is None or value > limit:
             return False
     return True
+
+
+class NewAccountRule(DetectorRule):
+    max_account_age_days: PositiveNumber
+    max_followers: Annotated[int, AtLeast(0)] | None = None
 
 
 def new_account(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
@@ -467,6 +555,14 @@ def random_looking(name: str) -> bool:
     return False
 
 
+PROFILE_SIGNALS = ("default_avatar", "empty_note", "no_display_name", "random_username", "no_fields")
+
+
+class ProfileRule(DetectorRule):
+    signals: Annotated[tuple[str, ...], Strings(PROFILE_SIGNALS)] = PROFILE_SIGNALS
+    min_signals: Annotated[int, AtLeast(1)] = 2
+
+
 def profile(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     """At least `min_signals` of: default avatar, empty bio, no display name, a random-looking username, no profile fields."""
     info = material.profile
@@ -481,6 +577,13 @@ def profile(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     if len(signals) < rule.params["min_signals"]:
         return []
     return [Evidence(rule, "profile", ", ".join(signals), None)]
+
+
+class MentionsRule(DetectorRule):
+    min_mentions: Annotated[int, AtLeast(1)] = 2
+    min_posts: Annotated[int, AtLeast(1)] = 1
+    unrelated_only: Flag = True
+    max_text_chars: Annotated[int, AtLeast(0)] | None = None
 
 
 def mentions(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
@@ -503,6 +606,16 @@ def mentions(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     return evidence if len(evidence) >= rule.params["min_posts"] else []
 
 
+WAVE_KINDS = ("text", "link_domain", "invite", "media")
+
+
+class WaveRule(DetectorRule):
+    min_accounts: Annotated[int, AtLeast(2)] = 3
+    window_seconds: Annotated[int, AtLeast(60)] = 86400
+    max_account_age_days: PositiveNumber = 7
+    kinds: Annotated[tuple[str, ...], Strings(WAVE_KINDS)] = WAVE_KINDS
+
+
 def wave(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     """Posts sharing a fingerprint with posts of at least `min_accounts` - 1 other young accounts (see `waves`)."""
     if (age_days(material, now) or 0) > rule.params["max_account_age_days"]:
@@ -514,17 +627,27 @@ def wave(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     ]
 
 
-Detector = Callable[[Rule, Material, datetime], list[Evidence]]
-ACCOUNT_DETECTORS: dict[str, Detector] = {
-    "posting_rate": posting_rate,
-    "duplicate_content": duplicate_content,
-    "link_domain": link_domain,
-    "new_account_burst": new_account_burst,
-    "media_alt_text": media_alt_text,
-    "media_mime": media_mime,
-    "new_account": new_account,
-    "profile": profile,
-    "mentions": mentions,
-    "wave": wave,
+Find = Callable[[Rule, Material, datetime], list[Evidence]]
+
+
+class Detector(NamedTuple):
+    model: type[DetectorRule]
+    # None for text detectors, which TextMatcher runs for all rules of a field at once.
+    find: Find | None
+
+
+# The order of the `detector` list in error messages and docs.
+DETECTORS: dict[str, Detector] = {
+    "keyword": Detector(KeywordRule, None),
+    "regex": Detector(RegexRule, None),
+    "posting_rate": Detector(PostingRateRule, posting_rate),
+    "duplicate_content": Detector(DuplicateContentRule, duplicate_content),
+    "link_domain": Detector(LinkDomainRule, link_domain),
+    "new_account_burst": Detector(NewAccountBurstRule, new_account_burst),
+    "media_alt_text": Detector(MediaAltTextRule, media_alt_text),
+    "media_mime": Detector(MediaMimeRule, media_mime),
+    "new_account": Detector(NewAccountRule, new_account),
+    "profile": Detector(ProfileRule, profile),
+    "mentions": Detector(MentionsRule, mentions),
+    "wave": Detector(WaveRule, wave),
 }
-TEXT_DETECTORS = ("keyword", "regex")
