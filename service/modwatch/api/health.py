@@ -11,13 +11,12 @@ from prometheus_client.exposition import choose_encoder
 
 from modwatch.connection import get_redis
 from modwatch.jobs.queues import PRIORITY
-from modwatch.jobs.scheduler import HEARTBEAT_KEY
 from modwatch.storage.db import check_database_writable
 from modwatch.telemetry import queue_stats
 
 router = APIRouter(tags=["health"])
 # Queue health is read by the API at scrape time: one scrape target for it, true whatever the workers do.
-queue_stats.register_collector(PRIORITY, HEARTBEAT_KEY)
+queue_stats.register_collector(PRIORITY)
 
 
 @router.get("/livez")

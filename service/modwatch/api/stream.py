@@ -16,9 +16,9 @@ from modwatch.api.problems import AUTHENTICATED, problem
 from modwatch.api.strictjson import StrictJSONRoute
 from modwatch.connection import get_redis
 from modwatch.moderation.stream_analysis import decision_of, last_status_id
+from modwatch.redis_keys import STREAM_LEASE_KEY
 from modwatch.settings import Settings
 from modwatch.storage.models import aware
-from modwatch.stream.consumer import LEASE_KEY
 
 router = APIRouter(prefix="/moderation/stream", tags=["stream"], dependencies=[Depends(require_api_key)],
                    responses=AUTHENTICATED, route_class=StrictJSONRoute)
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/moderation/stream", tags=["stream"], dependencies=[D
 @router.get("")
 def stream_state(settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
     """Which consumer holds the lease, and where each stream's recorded decisions end."""
-    holder = get_redis().get(LEASE_KEY)
+    holder = get_redis().get(STREAM_LEASE_KEY)
     return {
         "active_consumer": holder.decode() if isinstance(holder, bytes) else holder,
         "streams": {name: {"last_status_id": last_status_id(name)} for name in settings.stream_names},
