@@ -10,6 +10,7 @@ function, and one line in DETECTORS at the end: adding a detector touches this f
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import re
 from collections import Counter, defaultdict
@@ -231,7 +232,7 @@ class TextMatcher:
         by_flags: dict[int, list[tuple[Rule, re.Pattern[str]]]] = defaultdict(list)
         for rule, pattern in self.keyword_patterns:
             by_flags[pattern.flags].append((rule, pattern))
-        self.gates = [_gate(members, lambda source: re.compile(source, flags)) for flags, members in by_flags.items()]
+        self.gates = [_gate(members, functools.partial(re.compile, flags=flags)) for flags, members in by_flags.items()]
         if regexes:
             self.gates.append(_gate(regexes, compile_combined))
 
