@@ -8,14 +8,14 @@ from datetime import datetime, timezone
 import pytest
 import yaml
 
+from isolation import mastodon_recordings
 from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import submit
 from modwatch.moderation import analysis, flows, polling, runtime
 from modwatch.redis_keys import ANALYSIS_DEFERRED_KEY
 from modwatch.simulator.state import Account
-from tests.moderation.conftest import SHARED
 
-MASTODON = SHARED / "mastodon"
+MASTODON = mastodon_recordings()
 WEBHOOKS = sorted((MASTODON / "webhooks").glob("*.body.json"))
 
 
