@@ -7,7 +7,7 @@ one pipelined round trip (`Job.fetch_many`), never one request per job.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
@@ -36,10 +36,10 @@ from modwatch.telemetry.trace_store import TRACE_TTL_SECONDS, load_traces
 
 router = APIRouter(prefix="/jobs", tags=["jobs"], dependencies=[Depends(require_api_key)], route_class=StrictJSONRoute,
                    responses=AUTHENTICATED)
-NO_JOB = {404: problem("No such job (never existed, or expired)")}
+NO_JOB: dict[int | str, dict[str, Any]] = {404: problem("No such job (never existed, or expired)")}
 
 StatusName = Literal["queued", "started", "scheduled", "deferred", "failed", "finished", "canceled"]
-STATUSES: tuple[str, ...] = StatusName.__args__  # type: ignore[attr-defined]
+STATUSES: tuple[StatusName, ...] = get_args(StatusName)
 # How much of a traceback or result a job view shows; the rest stays in Redis.
 EXCERPT_CHARS = 4000
 
@@ -173,13 +173,15 @@ def job_detail(job: Job, settings: Settings) -> JobDetail:
     else:
         trace_id = traces.get("created") or (executions or [None])[-1]
     latest = job.latest_result()
-    succeeded = latest is not None and latest.type == Result.Type.SUCCESSFUL
-    recurring = {"recent_runs": [TraceLink(trace_id=run, trace_url=_trace_url(job.id, run, settings))
-                                 for run in reversed(executions[-RECENT_RUNS:])]} if is_recurring(job) else {}
-    return JobDetail(
+    result = exc_info = None
+    if latest is not None and latest.type == Result.Type.SUCCESSFUL:
+        result = _excerpt(latest.return_value)
+    elif latest is not None:
+        exc_info = _excerpt(latest.exc_string)
+    detail = JobDetail(
         **job_summary(job).model_dump(),
         description=job.description,
-        args=job.args,
+        args=list(job.args),
         kwargs=job.kwargs,
         timeout=job.timeout,
         result_ttl=job.result_ttl,
@@ -187,13 +189,16 @@ def job_detail(job: Job, settings: Settings) -> JobDetail:
         retries_left=job.retries_left,
         retry_intervals=job.retry_intervals,
         worker_name=job.worker_name,
-        result=_excerpt(latest.return_value) if succeeded else None,
-        exc_info=_excerpt(latest.exc_string) if latest is not None and not succeeded else None,
+        result=result,
+        exc_info=exc_info,
         trace_id=trace_id,
         trace_ids=TraceIds.model_validate(traces),
         trace_url=_trace_url(job.id, trace_id, settings),
-        **recurring,  # left unset otherwise: the route leaves unset fields out
     )
+    if is_recurring(job):  # set only here: for other jobs the route leaves the unset field out
+        detail.recent_runs = [TraceLink(trace_id=run, trace_url=_trace_url(job.id, run, settings))
+                              for run in reversed(executions[-RECENT_RUNS:])]
+    return detail
 
 
 def _trace_url(job_id: str, trace_id: str | None, settings: Settings) -> str | None:
