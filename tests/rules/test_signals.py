@@ -13,6 +13,7 @@ from modwatch.moderation import waves
 from modwatch.moderation.detectors import gather, random_looking
 from modwatch.moderation.domains import DomainListError, covered, parse_domain_list
 from modwatch.moderation.engine import RulesCache, RulesError
+from modwatch.redis_keys import WAVE_KEY_PREFIX
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 MASTODON_CSV = """#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate
@@ -181,11 +182,93 @@ def test_the_redis_index_matches_the_memory_one_and_stays_bounded(ruleset):
         observed = run_wave(waves.RedisWaves(connection), rules, 4)
         assert [len(o.matches) > 0 for o in observed] == [False, False, True, True]
         assert set(observed[2].earlier_members) == {"1", "2"}
-        keys = connection.keys(waves.KEY_PREFIX + "*")
+        keys = connection.keys(WAVE_KEY_PREFIX + "*")
         assert keys and all(0 < connection.ttl(key) <= 3600 for key in keys)
         assert waves.mark_active(connection, observed[3].active_keys, NOW.timestamp(), 3600) == len(observed[3].active_keys)
         # An hour later the window has moved on: the same posts make no wave.
         later = run_wave(waves.RedisWaves(connection), rules, 1, now=NOW + timedelta(hours=2))
         assert later[0].matches == ()
+    finally:
+        connection.flushdb()
+
+
+class CountingRedis(redis.Redis):
+    """A real Redis client that counts the commands it sends (a pipeline counts once per command)."""
+
+    commands = 0
+
+    def execute_command(self, *args, **options):
+        self.commands += 1
+        return super().execute_command(*args, **options)
+
+
+def mixed_observations(rules) -> list[tuple[str, object, bool]]:
+    """Nine accounts in the order a batch would score them: the third to post the wave text and
+    invite (4, with the text twice) completes the wave and names 1 and 3; 5 is only looked up
+    (record False: an old account); 6 to 8 share an unpopular link domain; 9 joins the wave later."""
+    wave_text = (f"{mention('x')} Join the raid server today "
+                 '<a href="https://discord.gg/raid123">discord.gg/raid123</a>')
+    texts = {
+        "1": [wave_text], "2": ["Our community garden needs volunteers this weekend, bring gloves"],
+        "3": [wave_text], "4": [wave_text, wave_text.replace("today", "tonight")],
+        "5": [wave_text], "6": ['Cheap pills <a href="https://pills.example/a">pills.example/a</a> order today'],
+        "7": ['More cheap pills <a href="https://pills.example/b">pills.example/b</a> while they last'],
+        "8": ['Still cheap pills <a href="https://pills.example/c">pills.example/c</a> for everyone here'],
+        "9": [wave_text],
+    }
+    out = []
+    for account_id, posts in texts.items():
+        statuses = [post(text, status_id=f"{account_id}0{number}") for number, text in enumerate(posts)]
+        out.append((account_id, gather(account(id=account_id), statuses, rules.allowed_domains), account_id != "5"))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_a_batch_observation_sees_exactly_what_the_same_observations_one_by_one_see(ruleset, kind):
+    rules = wave_rules(ruleset)
+    params = rules.wave_rules[0].params
+    connection = CountingRedis.from_url(REDIS_URL)
+    connection.flushdb()
+
+    def index():
+        connection.flushdb()
+        return waves.MemoryWaves() if kind == "memory" else waves.RedisWaves(connection)
+
+    try:
+        batch = mixed_observations(rules)
+        one_by_one = index()
+        alone = [waves.observe(one_by_one, account_id, material, NOW, params["min_accounts"], params["window_seconds"],
+                               params["kinds"], rules.allowed_domains, record=record)
+                 for account_id, material, record in batch]
+        state_alone = {key: connection.zrange(key, 0, -1, withscores=True) for key in connection.keys("*")}
+        together = waves.observe_many(index(), batch, NOW, params["min_accounts"], params["window_seconds"],
+                                      params["kinds"], rules.allowed_domains)
+        assert together == alone
+        # A sequence that tells them apart: the wave completes mid-batch, at account 4, which names
+        # 1 and 3 and not the later 9 (reading the members after the whole batch's adds would).
+        assert [bool(o.matches) for o in alone] == [False, False, False, True, True, False, False, True, True]
+        assert [set(o.earlier_members) for o in alone] == [set(), set(), set(), {"1", "3"}, set(), set(), set(),
+                                                           {"6", "7"}, set()]
+        assert {match.kind for match in alone[7].matches} == {"link_domain"}
+        if kind == "redis":
+            assert {key: connection.zrange(key, 0, -1, withscores=True) for key in connection.keys("*")} == state_alone
+    finally:
+        connection.flushdb()
+
+
+def test_the_redis_index_observes_a_whole_batch_in_one_round_trip(ruleset):
+    rules = wave_rules(ruleset)
+    params = rules.wave_rules[0].params
+    connection = CountingRedis.from_url(REDIS_URL)
+    connection.flushdb()
+    try:
+        index = waves.RedisWaves(connection)
+        batch = mixed_observations(rules) * 22  # 198 observations, about 1,000 keys
+        waves.observe_many(index, batch[:1], NOW, params["min_accounts"], params["window_seconds"], params["kinds"])
+        connection.commands = 0  # the script is loaded by now
+        observed = waves.observe_many(index, batch, NOW, params["min_accounts"], params["window_seconds"],
+                                      params["kinds"], rules.allowed_domains)
+        assert connection.commands == 1 and len(observed) == 198
+        assert waves.observe_many(index, [], NOW, 3, 3600, params["kinds"]) == [] and connection.commands == 1
     finally:
         connection.flushdb()

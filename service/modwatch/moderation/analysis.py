@@ -85,33 +85,53 @@ def score(account: dict[str, Any], statuses: list[dict[str, Any]], settings: Set
           rules: RuleSet | None = None) -> Scored:
     """Score an account and its posts; with `wave` rules, its posts are looked up across accounts in
     `index` (the shared Redis index by default) and, when `record`, added to it."""
+    return score_many([(account, statuses)], settings, runtime, index, record, now, rules)[0]
+
+
+def score_many(accounts: list[tuple[dict[str, Any], list[dict[str, Any]]]], settings: Settings, runtime: Runtime,
+               index: waves.WaveIndex | None = None, record: bool = True, now: datetime | None = None,
+               rules: RuleSet | None = None) -> list[Scored]:
+    """`score` for each (account, statuses) in turn, with one wave-index call for them all: the
+    same results as scoring them one after the other."""
     rules = rules or current_rules(settings)
-    account = public_account(account)
     now = now or datetime.now(timezone.utc)
-    material = gather(account, statuses)
-    observed = observe_waves(rules, account, material, now, index, record)
-    analysis = rules.evaluate(account, statuses, now=now, waves=observed.matches, material=material)
+    accounts = [(public_account(account), statuses) for account, statuses in accounts]
+    materials = [gather(account, statuses) for account, statuses in accounts]
+    observed = observe_waves(rules, [account for account, _ in accounts], materials, now, index, record)
     threshold = report_threshold(runtime, rules.report_threshold, settings) if runtime is not None else (
         rules.report_threshold or settings.report_threshold)
-    return Scored(account, analysis, threshold, rules.hash, observed.earlier_members)
+    return [Scored(account, rules.evaluate(account, statuses, now=now, waves=seen.matches, material=material),
+                   threshold, rules.hash, seen.earlier_members)
+            for (account, statuses), material, seen in zip(accounts, materials, observed)]
 
 
-def observe_waves(rules: RuleSet, account: dict[str, Any], material, now: datetime, index: waves.WaveIndex | None,
-                  record: bool) -> waves.Observed:
-    """The waves this account's posts belong to, under the first enabled `wave` rule's parameters."""
+def observe_waves(rules: RuleSet, accounts: list[dict[str, Any]], materials: list, now: datetime,
+                  index: waves.WaveIndex | None, record: bool) -> list[waves.Observed]:
+    """The waves each account's posts belong to, under the first enabled `wave` rule's parameters;
+    young accounts' posts are added to the index when `record`."""
     wave_rules = rules.wave_rules
-    if not wave_rules or not material.posts or not str(account.get("id", "")).isdigit():
-        return waves.Observed((), (), ())
+    if not wave_rules:
+        return [waves.NOTHING] * len(accounts)
     params = wave_rules[0].params
-    age = age_days(material, now)
-    young = age is not None and age <= params["max_account_age_days"]
+    eligible = [bool(material.posts) and str(account.get("id", "")).isdigit()
+                for account, material in zip(accounts, materials)]
+    looked_up = [(str(account["id"]), material, record and _young(material, now, params["max_account_age_days"]))
+                 for account, material, ok in zip(accounts, materials, eligible) if ok]
     live = index is None
     index = index or waves.RedisWaves(get_redis())
-    observed = waves.observe(index, str(account["id"]), material, now, params["min_accounts"], params["window_seconds"],
-                             params["kinds"], rules.allowed_domains, record=record and young)
-    if live and record and young:
-        WAVES_ACTIVE.set(waves.mark_active(get_redis(), observed.active_keys, now.timestamp(), params["window_seconds"]))
-    return observed
+    results = waves.observe_many(index, looked_up, now, params["min_accounts"], params["window_seconds"],
+                                 params["kinds"], rules.allowed_domains)
+    if live and any(recorded for _, _, recorded in looked_up):
+        # Once per call, with the fingerprints of every recorded account: the same set and gauge as once per account.
+        active = [key for (_, _, recorded), seen in zip(looked_up, results) if recorded for key in seen.active_keys]
+        WAVES_ACTIVE.set(waves.mark_active(get_redis(), active, now.timestamp(), params["window_seconds"]))
+    found = iter(results)
+    return [next(found) if ok else waves.NOTHING for ok in eligible]
+
+
+def _young(material, now: datetime, max_age_days: float) -> bool:
+    age = age_days(material, now)
+    return age is not None and age <= max_age_days
 
 
 def record(scored: Scored, source: str) -> None:

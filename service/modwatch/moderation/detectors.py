@@ -1,8 +1,11 @@
-"""What each detector looks for.
+"""What each detector looks for, and the parameters its rules take.
 
 `Material` is an account and its statuses reduced once to what rules read (normalised text per
 field, links, timestamps, media). Text detectors are compiled per field for a whole rule set;
 behavioural and media detectors are plain functions of one rule and the material.
+
+A detector is its parameter model (a `DetectorRule`, validated by rules.py) declared next to its
+function, and one line in DETECTORS at the end: adding a detector touches this file only.
 """
 
 from __future__ import annotations
@@ -13,24 +16,32 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Annotated, Any, Callable, Iterator, NamedTuple
 from urllib.parse import urlsplit
 
-import regex
+from pydantic import model_validator
 
 from modwatch.moderation.domains import covered
-from modwatch.moderation.rules import Rule, compile_pattern
+from modwatch.moderation.patterns import REGEX_FLAGS, compile_combined, compile_pattern
+from modwatch.moderation.schema import (
+    LINK_FIELDS,
+    TEXT_FIELDS,
+    AtLeast,
+    DetectorRule,
+    Domains,
+    Flag,
+    Name,
+    PositiveNumber,
+    Rule,
+    Strings,
+    invalid,
+    require_one_of,
+)
 from modwatch.moderation.text import domain_of, parse_html, plain
 
 MAX_EVIDENCE_CHARS = 200
-# CPU seconds one regex rule may spend searching one text. The load-time probe rejects patterns
-# that backtrack badly; this budget bounds the ones it cannot foresee.
-REGEX_TIMEOUT_SECONDS = 0.05
 _WORD = re.compile(r"\w+")
 _PLAIN_WORDS = re.compile(r"\w+(?:\s+\w+)*")
-# A flag group that is not scoped, `(?i)` (scoped ones, `(?i:...)`, have a colon); errs on the
-# side of finding one, which only costs a pattern its gate.
-_INLINE_FLAGS = re.compile(r"\(\?[A-Za-z0-9-]+\)")
 
 
 class Evidence(NamedTuple):
@@ -171,33 +182,58 @@ def _clip(text: str) -> str:
 # -- text detectors --
 
 
+class KeywordRule(DetectorRule):
+    keywords: Annotated[tuple[str, ...], Strings()]
+    case_sensitive: Flag = False
+    whole_word: Flag = True
+    fields: Annotated[tuple[str, ...], Strings(TEXT_FIELDS)] = TEXT_FIELDS
+
+
+class RegexRule(DetectorRule):
+    pattern: Name
+    flags: Annotated[tuple[str, ...], Strings(tuple(REGEX_FLAGS))] = ()
+    fields: Annotated[tuple[str, ...], Strings(TEXT_FIELDS)] = TEXT_FIELDS
+
+    @model_validator(mode="after")
+    def _runs_on_re2(self) -> RegexRule:
+        try:
+            compile_pattern(self.pattern, self.flags)
+        except ValueError as exc:
+            raise invalid(f"field 'pattern': {exc}") from None
+        return self
+
+
 class TextMatcher:
     """Every keyword and regex rule that reads one field, run in one pass over each text.
 
     Whole-word keywords made of words (the usual kind) are looked up in dicts keyed by a text's
     words and short phrases, so the cost does not grow with the number of keywords. Other
     keywords (`whole_word: false`, or with punctuation such as `bit.ly`) get one `re` pattern per
-    rule: escaped literals, which cannot backtrack. Regex rules run with the `regex` module under
-    REGEX_TIMEOUT_SECONDS per text.
+    rule: escaped literals, which cannot backtrack. Regex rules run on RE2 (patterns.py), in time
+    linear in the text.
 
     Patterns with the same flags sit behind a gate: one search for all of them at once
-    (`_gated`). Most texts match none of them, and then cost that one search instead of one per
+    (`_gate`). Most texts match none of them, and then cost that one search instead of one per
     rule; when the gate matches, each pattern runs on its own, so every rule still reports its
-    own first match.
+    own first match. Regex rules carry their flags inline, so they all share one gate.
     """
 
     def __init__(self, rules: list[Rule]) -> None:
         self.phrases: dict[bool, dict[str, list[Rule]]] = {True: defaultdict(list), False: defaultdict(list)}
         self.phrase_starts: set[str] = set()
         self.keyword_patterns: list[tuple[Rule, re.Pattern[str]]] = []
-        regexes: list[tuple[Rule, regex.Pattern[str]]] = []
+        regexes: list[tuple[Rule, Any]] = []
         for rule in rules:
             if rule.detector == "regex":
                 regexes.append((rule, compile_pattern(rule.params["pattern"], rule.params["flags"])))
             else:
                 self._add_keywords(rule)
-        self.keyword_gates = _gated(self.keyword_patterns, re.compile)
-        self.regex_gates = _gated(regexes, regex.compile)
+        by_flags: dict[int, list[tuple[Rule, re.Pattern[str]]]] = defaultdict(list)
+        for rule, pattern in self.keyword_patterns:
+            by_flags[pattern.flags].append((rule, pattern))
+        self.gates = [_gate(members, lambda source: re.compile(source, flags)) for flags, members in by_flags.items()]
+        if regexes:
+            self.gates.append(_gate(regexes, compile_combined))
 
     def _add_keywords(self, rule: Rule) -> None:
         case_sensitive, whole_word = rule.params["case_sensitive"], rule.params["whole_word"]
@@ -213,31 +249,15 @@ class TextMatcher:
             alternatives = "|".join(_keyword_pattern(keyword, whole_word) for keyword in sorted(others, key=len, reverse=True))
             self.keyword_patterns.append((rule, re.compile(alternatives, 0 if case_sensitive else re.IGNORECASE)))
 
-    def scan(self, text: str, timed_out: set[str]) -> Iterator[tuple[Rule, str]]:
-        """The rules that match `text`. A regex rule that runs out of time does not match this text
-        and its name is added to `timed_out`; it still runs on the next text, so one hostile status
-        cannot hide the others from it."""
+    def scan(self, text: str) -> Iterator[tuple[Rule, str]]:
+        """The rules that match `text`, each with its first match."""
         if self.phrases[True] or self.phrases[False]:
             yield from self._scan_words(text)
-        for gate, members in self.keyword_gates:
+        for gate, members in self.gates:
             if gate is not None and not gate.search(text):
                 continue
             for rule, pattern in members:
                 match = pattern.search(text)
-                if match:
-                    yield rule, _clip(match.group())
-        for gate, members in self.regex_gates:
-            try:
-                if gate is not None and not gate.search(text, timeout=REGEX_TIMEOUT_SECONDS):
-                    continue
-            except TimeoutError:
-                pass  # each pattern gets its own budget below, and reports its own timeout
-            for rule, pattern in members:
-                try:
-                    match = pattern.search(text, timeout=REGEX_TIMEOUT_SECONDS)
-                except TimeoutError:
-                    timed_out.add(rule.name)
-                    continue
                 if match:
                     yield rule, _clip(match.group())
 
@@ -259,31 +279,14 @@ class TextMatcher:
                 exact, folded = f"{exact} {words[end].group()}", f"{folded} {words[end].group().casefold()}"
 
 
-Gated = list[tuple[Any, list[tuple[Rule, Any]]]]
-
-
-def _gated(patterns: list[tuple[Rule, Any]], compile: Callable[[str, int], Any]) -> Gated:
-    """`patterns` in groups, each behind a gate that matches a text when any of its patterns does.
-
-    A gate is the alternation of its group's patterns, which share their flags. A pattern that
-    sets flags inline (`(?x)` would apply to the whole alternation) or is verbose (a comment would
-    swallow the rest of it) stays out of gates (gate None). Rule patterns cannot use
-    backreferences (`rules.check_pattern`), so renumbered groups change nothing. The order of
-    groups does not matter: the engine orders hits by rule.
-    """
-    groups: dict[int, list[tuple[Rule, Any]]] = {}
-    alone: list[tuple[Rule, Any]] = []
-    for rule, pattern in patterns:
-        if _INLINE_FLAGS.search(pattern.pattern) or pattern.flags & re.VERBOSE:
-            alone.append((rule, pattern))
-        else:
-            groups.setdefault(pattern.flags, []).append((rule, pattern))
-    gated: Gated = [(None, [entry]) for entry in alone]
-    for flags, members in groups.items():
-        alternatives = dict.fromkeys(pattern.pattern for _, pattern in members)  # once each, in order
-        gate = compile("|".join(f"(?:{alternative})" for alternative in alternatives), flags) if len(members) > 1 else None
-        gated.append((gate, members))
-    return gated
+def _gate(members: list[tuple[Rule, Any]], compile: Callable[[str], Any]) -> tuple[Any, list[tuple[Rule, Any]]]:
+    """`members` behind a gate: the alternation of their patterns, which matches a text when any of
+    them does (None for a single member). The patterns share their flags (or set them inline), and
+    have no backreferences (RE2 refuses them), so renumbered groups change nothing."""
+    if len(members) < 2:
+        return None, members
+    alternatives = dict.fromkeys(pattern.pattern for _, pattern in members)  # once each, in order
+    return compile("|".join(f"(?:{alternative})" for alternative in alternatives)), members
 
 
 def _keyword_pattern(keyword: str, whole_word: bool) -> str:
@@ -297,6 +300,11 @@ def _keyword_pattern(keyword: str, whole_word: bool) -> str:
 
 
 # -- behavioural detectors --
+
+
+class PostingRateRule(DetectorRule):
+    max_statuses: Annotated[int, AtLeast(1)]
+    window_seconds: Annotated[int, AtLeast(1)]
 
 
 def posting_rate(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
@@ -317,6 +325,11 @@ def posting_rate(rule: Rule, material: Material, now: datetime) -> list[Evidence
     return [Evidence(rule, "created_at", summary, post.id) for post in burst]
 
 
+class DuplicateContentRule(DetectorRule):
+    min_duplicates: Annotated[int, AtLeast(2)] = 3
+    min_length: Annotated[int, AtLeast(1)] = 10
+
+
 def duplicate_content(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     """The same text (case and spacing ignored) in at least `min_duplicates` statuses."""
     groups: dict[str, list[Post]] = defaultdict(list)
@@ -330,6 +343,18 @@ def duplicate_content(rule: Rule, material: Material, now: datetime) -> list[Evi
         if len(posts) >= rule.params["min_duplicates"]
         for post in posts
     ]
+
+
+class LinkDomainRule(DetectorRule):
+    domains: Domains | None = None
+    domains_files: Annotated[tuple[str, ...], Strings()] | None = None  # read by rules.py into `domains`
+    max_links_to_one_domain: Annotated[int, AtLeast(1)] | None = None
+    fields: Annotated[tuple[str, ...], Strings(LINK_FIELDS)] = ("status_text",)
+
+    @model_validator(mode="after")
+    def _something_to_look_for(self) -> LinkDomainRule:
+        require_one_of(self, ("domains", "domains_files", "max_links_to_one_domain"))
+        return self
 
 
 def link_domain(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
@@ -351,6 +376,11 @@ def link_domain(rule: Rule, material: Material, now: datetime) -> list[Evidence]
     ]
 
 
+class NewAccountBurstRule(DetectorRule):
+    max_account_age_days: PositiveNumber
+    min_statuses: Annotated[int, AtLeast(1)]
+
+
 def new_account_burst(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     """An account younger than `max_account_age_days` that already has `min_statuses` statuses."""
     if material.created_at is None:
@@ -366,6 +396,13 @@ def new_account_burst(rule: Rule, material: Material, now: datetime) -> list[Evi
 
 
 # -- media detectors --
+
+MEDIA_TYPES = ("image", "gifv", "video", "audio", "unknown")
+
+
+class MediaAltTextRule(DetectorRule):
+    media_types: Annotated[tuple[str, ...], Strings(MEDIA_TYPES)] = ("image", "gifv", "video")
+    min_missing: Annotated[int, AtLeast(1)] = 1
 
 
 def media_alt_text(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
@@ -391,6 +428,16 @@ def _mime_type(item: dict[str, Any]) -> str | None:
             if guessed:
                 return guessed
     return None
+
+
+class MediaMimeRule(DetectorRule):
+    mime_types: Annotated[tuple[str, ...], Strings()] | None = None
+    media_types: Annotated[tuple[str, ...], Strings(MEDIA_TYPES)] | None = None
+
+    @model_validator(mode="after")
+    def _something_to_look_for(self) -> MediaMimeRule:
+        require_one_of(self, ("mime_types", "media_types"))
+        return self
 
 
 def media_mime(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
@@ -427,6 +474,11 @@ def within(limits: dict[str, float], material: Material, now: datetime) -> bool:
         if value is None or value > limit:
             return False
     return True
+
+
+class NewAccountRule(DetectorRule):
+    max_account_age_days: PositiveNumber
+    max_followers: Annotated[int, AtLeast(0)] | None = None
 
 
 def new_account(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
@@ -467,6 +519,14 @@ def random_looking(name: str) -> bool:
     return False
 
 
+PROFILE_SIGNALS = ("default_avatar", "empty_note", "no_display_name", "random_username", "no_fields")
+
+
+class ProfileRule(DetectorRule):
+    signals: Annotated[tuple[str, ...], Strings(PROFILE_SIGNALS)] = PROFILE_SIGNALS
+    min_signals: Annotated[int, AtLeast(1)] = 2
+
+
 def profile(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     """At least `min_signals` of: default avatar, empty bio, no display name, a random-looking username, no profile fields."""
     info = material.profile
@@ -481,6 +541,13 @@ def profile(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     if len(signals) < rule.params["min_signals"]:
         return []
     return [Evidence(rule, "profile", ", ".join(signals), None)]
+
+
+class MentionsRule(DetectorRule):
+    min_mentions: Annotated[int, AtLeast(1)] = 2
+    min_posts: Annotated[int, AtLeast(1)] = 1
+    unrelated_only: Flag = True
+    max_text_chars: Annotated[int, AtLeast(0)] | None = None
 
 
 def mentions(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
@@ -503,6 +570,16 @@ def mentions(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     return evidence if len(evidence) >= rule.params["min_posts"] else []
 
 
+WAVE_KINDS = ("text", "link_domain", "invite", "media")
+
+
+class WaveRule(DetectorRule):
+    min_accounts: Annotated[int, AtLeast(2)] = 3
+    window_seconds: Annotated[int, AtLeast(60)] = 86400
+    max_account_age_days: PositiveNumber = 7
+    kinds: Annotated[tuple[str, ...], Strings(WAVE_KINDS)] = WAVE_KINDS
+
+
 def wave(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     """Posts sharing a fingerprint with posts of at least `min_accounts` - 1 other young accounts (see `waves`)."""
     if (age_days(material, now) or 0) > rule.params["max_account_age_days"]:
@@ -514,17 +591,27 @@ def wave(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     ]
 
 
-Detector = Callable[[Rule, Material, datetime], list[Evidence]]
-ACCOUNT_DETECTORS: dict[str, Detector] = {
-    "posting_rate": posting_rate,
-    "duplicate_content": duplicate_content,
-    "link_domain": link_domain,
-    "new_account_burst": new_account_burst,
-    "media_alt_text": media_alt_text,
-    "media_mime": media_mime,
-    "new_account": new_account,
-    "profile": profile,
-    "mentions": mentions,
-    "wave": wave,
+Find = Callable[[Rule, Material, datetime], list[Evidence]]
+
+
+class Detector(NamedTuple):
+    model: type[DetectorRule]
+    # None for text detectors, which TextMatcher runs for all rules of a field at once.
+    find: Find | None
+
+
+# The order of the `detector` list in error messages and docs.
+DETECTORS: dict[str, Detector] = {
+    "keyword": Detector(KeywordRule, None),
+    "regex": Detector(RegexRule, None),
+    "posting_rate": Detector(PostingRateRule, posting_rate),
+    "duplicate_content": Detector(DuplicateContentRule, duplicate_content),
+    "link_domain": Detector(LinkDomainRule, link_domain),
+    "new_account_burst": Detector(NewAccountBurstRule, new_account_burst),
+    "media_alt_text": Detector(MediaAltTextRule, media_alt_text),
+    "media_mime": Detector(MediaMimeRule, media_mime),
+    "new_account": Detector(NewAccountRule, new_account),
+    "profile": Detector(ProfileRule, profile),
+    "mentions": Detector(MentionsRule, mentions),
+    "wave": Detector(WaveRule, wave),
 }
-TEXT_DETECTORS = ("keyword", "regex")

@@ -14,9 +14,7 @@ from typing import Any
 import structlog
 
 from modwatch.moderation.detectors import (
-    ACCOUNT_DETECTORS,
-    REGEX_TIMEOUT_SECONDS,
-    TEXT_DETECTORS,
+    DETECTORS,
     Evidence,
     Material,
     TextMatcher,
@@ -24,7 +22,8 @@ from modwatch.moderation.detectors import (
     gather,
     within,
 )
-from modwatch.moderation.rules import TEXT_FIELDS, Rule, RulesError, read_rules
+from modwatch.moderation.rules import RulesError, read_rules
+from modwatch.moderation.schema import TEXT_FIELDS, Rule
 
 __all__ = ["Analysis", "Hit", "RuleSet", "RulesCache", "RulesError", "load_rules"]
 
@@ -120,15 +119,15 @@ class RuleSet:
         enabled = [rule for rule in rules if rule.enabled]
         self._position = {rule.name: index for index, rule in enumerate(rules)}
         text_rules = {
-            field: [rule for rule in enabled if rule.detector in TEXT_DETECTORS and field in rule.fields] for field in TEXT_FIELDS
+            field: [rule for rule in enabled if DETECTORS[rule.detector].find is None and field in rule.fields] for field in TEXT_FIELDS
         }
         self._text_matchers = {field: TextMatcher(rules) for field, rules in text_rules.items() if rules}
-        self._account_rules = [rule for rule in enabled if rule.detector in ACCOUNT_DETECTORS]
+        self._account_rules = [(rule, find) for rule in enabled if (find := DETECTORS[rule.detector].find)]
 
     @property
     def wave_rules(self) -> list[Rule]:
         """The enabled `wave` rules: the caller looks their fingerprints up across accounts (`waves`)."""
-        return [rule for rule in self._account_rules if rule.detector == "wave"]
+        return [rule for rule, _ in self._account_rules if rule.detector == "wave"]
 
     def evaluate(self, account: dict[str, Any], statuses: list[dict[str, Any]], now: datetime | None = None,
                  waves: tuple[WaveMatch, ...] = (), material: Material | None = None) -> Analysis:
@@ -146,18 +145,13 @@ class RuleSet:
         if waves:
             material = replace(material, waves=tuple(waves))
         evidence: list[Evidence] = []
-        timed_out: set[str] = set()
         for field, matcher in self._text_matchers.items():
             for snippet in material.texts.get(field, ()):
-                found = matcher.scan(snippet.text, timed_out)
+                found = matcher.scan(snippet.text)
                 evidence.extend(Evidence(rule, field, text, snippet.status_id) for rule, text in found)
         account_id = account.get("id")
-        for name in sorted(timed_out, key=self._position.__getitem__):
-            log.warning(
-                "rule_regex_timeout", rule=name, account_id=account_id, budget_ms=round(REGEX_TIMEOUT_SECONDS * 1000)
-            )
-        for rule in self._account_rules:
-            evidence.extend(ACCOUNT_DETECTORS[rule.detector](rule, material, now))
+        for rule, find in self._account_rules:
+            evidence.extend(find(rule, material, now))
 
         gated = {rule.name for rule in self.rules if rule.applies_to and not within(rule.applies_to, material, now)}
         hits: dict[tuple[str, str, str | None], Hit] = {}

@@ -3,11 +3,12 @@
 A streamed post carries its author's Account. Each account's recent posts seen on the stream are
 kept in a `Window` (what the rules read of them, newest first, bounded), so the rules see an
 account with its recent posts, as an analysis fetched over the API would, without asking for them.
-A batch groups its posts by account and scores each account once (`analysis.score`: through the shared wave
-index, so a wave is seen across the stream, webhooks and polls; accounts a wave completed are scored again
-from their window). Every post's decision is
-recorded, with the batch and trace that made it, in one transaction with the stream cursors; a
-post is analysed once per version (`status.update` is a new version) and a `delete` retracts it.
+A batch groups its posts by account and scores each account once, all of them in one call
+(`analysis.score_many`: one round trip to the shared wave index per batch, so a wave is seen across the
+stream, webhooks and polls; accounts a wave completed are scored again from their window, in a second
+one). Every post's decision is recorded, with the batch and trace that made it, in one transaction
+with the stream cursors; a post is analysed once per version (`status.update` is a new version) and
+a `delete` retracts it.
 
 Accounts that reach the threshold are handed to `report` (the caller's: it starts the report job,
 at most one per account), which files through the exactly-once report path.
@@ -25,7 +26,7 @@ from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from modwatch.moderation import runtime
-from modwatch.moderation.analysis import RECENT_STATUSES, current_rules, public_account, score
+from modwatch.moderation.analysis import RECENT_STATUSES, current_rules, public_account, score_many
 from modwatch.moderation.detectors import timestamp
 from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
@@ -157,23 +158,28 @@ def analyse_batch(items: list[Received | Deleted], window: Window, seen: Seen, s
     verdicts: dict[str, tuple[float, list[str], bool]] = {}
     reported: dict[str, str] = {}
     now = datetime.now(timezone.utc)
-    def judge(account_id: str, record: bool) -> tuple[str, ...]:
-        account, statuses = window.account(account_id)
-        # Through the shared wave index: a wave is seen across the stream, webhooks and polls alike.
-        scored = score(account, statuses, settings, switches, record=record, now=now, rules=rules)
-        verdicts[account_id] = (scored.analysis.score, scored.analysis.rule_names, scored.reportable)
-        if scored.reportable:
-            job_id = report(account, statuses)
-            if job_id is not None:
-                reported[account_id] = job_id
-        return scored.wave_members
 
-    second_look: dict[str, None] = {}
-    for account_id in touched:
-        second_look.update(dict.fromkeys(m for m in judge(account_id, record=True) if m in window and m not in touched))
+    def judge(account_ids: list[str], record: bool) -> dict[str, None]:
+        """Score the accounts from their windows, together (one wave-index round trip); the members
+        of the waves they completed."""
+        material = [window.account(account_id) for account_id in account_ids]
+        # Through the shared wave index: a wave is seen across the stream, webhooks and polls alike.
+        scored = score_many(material, settings, switches, record=record, now=now, rules=rules)
+        completed: dict[str, None] = {}
+        for account_id, (account, statuses), verdict in zip(account_ids, material, scored):
+            verdicts[account_id] = (verdict.analysis.score, verdict.analysis.rule_names, verdict.reportable)
+            if verdict.reportable:
+                job_id = report(account, statuses)
+                if job_id is not None:
+                    reported[account_id] = job_id
+            completed.update(dict.fromkeys(verdict.wave_members))
+        return completed
+
+    completed = judge(list(touched), record=True)
     # Accounts scored before the wave they belong to existed: scored again from their window now.
-    for account_id in second_look:
-        judge(account_id, record=False)
+    second_look = [m for m in completed if m in window and m not in touched]
+    if second_look:
+        judge(second_look, record=False)
 
     decided_at = datetime.now(timezone.utc)
     rows: list[dict[str, Any]] = []

@@ -31,9 +31,8 @@ from urllib.parse import urlsplit
 from modwatch.moderation.detectors import Material, Post, WaveMatch
 from modwatch.moderation.domains import covered
 from modwatch.moderation.text import domain_of
+from modwatch.redis_keys import WAVE_KEY_PREFIX as KEY_PREFIX, WAVES_ACTIVE_KEY as ACTIVE_KEY
 
-KEY_PREFIX = "modwatch:wave:"
-ACTIVE_KEY = "modwatch:waves:active"
 MAX_MEMBERS = 200  # accounts remembered per fingerprint: enough to call it a wave many times over
 MIN_TEXT_CHARS = 16  # "hi", "thanks!" are what everybody writes
 SHINGLE = 4
@@ -132,10 +131,23 @@ def fingerprints(post: Post, allowed_domains: frozenset[str] = frozenset()) -> l
     return list({(fp.kind, fp.key): fp for fp in found}.values())  # once per post
 
 
+class Observation(NamedTuple):
+    """One account's fingerprint keys, added to the index when `record`."""
+
+    account_id: str
+    keys: list[str]
+    record: bool
+
+
+# Per key: the distinct accounts within the window and, when this observation added its account
+# to the key, the accounts the key holds now (else empty).
+Counts = dict[str, tuple[int, list[str]]]
+
+
 class WaveIndex(Protocol):
-    def observe(self, account_id: str, keys: list[str], at: float, window: int, record: bool) -> dict[str, tuple[int, list[str]]]:
-        """Add `account_id` to each fingerprint key (unless not `record`); per key, the distinct accounts
-        within the window and, when this observation made it reach its size now, the others."""
+    def observe_many(self, observations: list[Observation], at: float, window: int) -> list[Counts]:
+        """Each observation in turn, as if alone and one after the other: each sees the accounts the
+        ones before it added."""
 
 
 @dataclass
@@ -146,14 +158,30 @@ class Observed:
     active_keys: tuple[str, ...]
 
 
+NOTHING = Observed((), (), ())
+
+
 def observe(index: WaveIndex, account_id: str, material: Material, now: datetime, min_accounts: int, window: int,
             kinds: Iterable[str], allowed_domains: frozenset[str] = frozenset(), record: bool = True) -> Observed:
     """Fingerprint the account's posts, record them, and say which are part of a wave."""
-    prints = [fp for post in material.posts for fp in fingerprints(post, allowed_domains) if fp.kind in set(kinds)]
-    if not prints:
-        return Observed((), (), ())
-    keys = list(dict.fromkeys(f"{fp.kind}:{fp.key}" for fp in prints))
-    counts = index.observe(account_id, keys, now.timestamp(), window, record)
+    return observe_many(index, [(account_id, material, record)], now, min_accounts, window, kinds, allowed_domains)[0]
+
+
+def observe_many(index: WaveIndex, accounts: list[tuple[str, Material, bool]], now: datetime, min_accounts: int,
+                 window: int, kinds: Iterable[str], allowed_domains: frozenset[str] = frozenset()) -> list[Observed]:
+    """`observe` for each (account id, material, record) in turn, in one call to the index (one
+    Redis round trip for a whole stream batch instead of one per account)."""
+    wanted = set(kinds)
+    prints = [[fp for post in material.posts for fp in fingerprints(post, allowed_domains) if fp.kind in wanted]
+              for _, material, _ in accounts]
+    observations = [Observation(account_id, list(dict.fromkeys(f"{fp.kind}:{fp.key}" for fp in found)), record)
+                    for (account_id, _, record), found in zip(accounts, prints) if found]
+    counted = iter(index.observe_many(observations, now.timestamp(), window) if observations else [])
+    return [_waves_of(account_id, found, next(counted), min_accounts) if found else NOTHING
+            for (account_id, _, _), found in zip(accounts, prints)]
+
+
+def _waves_of(account_id: str, prints: list[Fingerprint], counts: Counts, min_accounts: int) -> Observed:
     best: dict[tuple[str, str | None], WaveMatch] = {}
     earlier: dict[str, None] = {}
     active = []
@@ -176,18 +204,49 @@ class MemoryWaves:
     def __init__(self) -> None:
         self.members: dict[str, dict[str, float]] = {}
 
-    def observe(self, account_id: str, keys: list[str], at: float, window: int, record: bool) -> dict[str, tuple[int, list[str]]]:
+    def observe_many(self, observations: list[Observation], at: float, window: int) -> list[Counts]:
+        return [self._observe(observation, at, window) for observation in observations]
+
+    def _observe(self, observation: Observation, at: float, window: int) -> Counts:
         out = {}
-        for key in keys:
+        for key in observation.keys:
             members = self.members.setdefault(key, {})
             for member, seen in list(members.items()):
                 if seen < at - window:
                     del members[member]
             before = len(members)
-            if record and account_id not in members:
-                members[account_id] = at
+            if observation.record and observation.account_id not in members:
+                members[observation.account_id] = at
             out[key] = (len(members), list(members) if len(members) > before else [])
         return out
+
+
+# The whole batch in one script, so each observation sees the ones before it exactly as separate
+# calls would, in one round trip; and the members of a key are read (ZRANGE) only when the
+# observation added its account, which a pipeline could not decide on the server.
+# KEYS: every observation's keys in turn. ARGV: at, at - window, window, MAX_MEMBERS, then per
+# observation: account id, "1" to record or "0", its number of keys. Reply per key: size, members.
+_OBSERVE_SCRIPT = """
+local at, oldest, window, cap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local out, k = {}, 1
+for a = 5, #ARGV, 3 do
+  local account, record, n = ARGV[a], ARGV[a + 1] == '1', tonumber(ARGV[a + 2])
+  for i = k, k + n - 1 do
+    local key = KEYS[i]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', oldest)
+    local added = 0
+    if record then
+      added = redis.call('ZADD', key, 'NX', at, account)
+      redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1))
+      redis.call('EXPIRE', key, window)
+    end
+    out[#out + 1] = redis.call('ZCARD', key)
+    out[#out + 1] = added == 1 and redis.call('ZRANGE', key, 0, -1) or {}
+  end
+  k = k + n
+end
+return out
+"""
 
 
 class RedisWaves:
@@ -195,41 +254,16 @@ class RedisWaves:
 
     def __init__(self, connection) -> None:
         self.connection = connection
+        self._script = connection.register_script(_OBSERVE_SCRIPT)
 
-    def observe(self, account_id: str, keys: list[str], at: float, window: int, record: bool) -> dict[str, tuple[int, list[str]]]:
-        with self.connection.pipeline(transaction=False) as pipe:
-            for key in keys:
-                name = KEY_PREFIX + key
-                pipe.zremrangebyscore(name, "-inf", at - window)
-                if record:
-                    pipe.zadd(name, {account_id: at}, nx=True)
-                    pipe.zremrangebyrank(name, 0, -(MAX_MEMBERS + 1))
-                    pipe.expire(name, window)
-                pipe.zcard(name)
-            replies = pipe.execute()
-        step = 5 if record else 2
-        out: dict[str, tuple[int, list[str]]] = {}
-        grown = []
-        for index, key in enumerate(keys):
-            reply = replies[index * step:(index + 1) * step]
-            size, added = reply[-1], bool(reply[1]) if record else False
-            out[key] = (size, [])
-            if added:
-                grown.append(key)
-        return self._members_of_new_waves(out, grown, window, at)
-
-    def _members_of_new_waves(self, out: dict[str, tuple[int, list[str]]], grown: list[str], window: int,
-                              at: float) -> dict[str, tuple[int, list[str]]]:
-        # Who is in a fingerprint is read only when this account was just added to it; the caller
-        # decides from the size whether that made a wave now.
-        if not grown:
-            return out
-        with self.connection.pipeline(transaction=False) as pipe:
-            for key in grown:
-                pipe.zrange(KEY_PREFIX + key, 0, -1)
-            for key, members in zip(grown, pipe.execute()):
-                out[key] = (out[key][0], [member.decode() for member in members])
-        return out
+    def observe_many(self, observations: list[Observation], at: float, window: int) -> list[Counts]:
+        keys = [KEY_PREFIX + key for observation in observations for key in observation.keys]
+        args: list[str | int] = [repr(at), repr(at - window), window, MAX_MEMBERS]
+        for observation in observations:
+            args += [observation.account_id, "1" if observation.record else "0", len(observation.keys)]
+        replies = iter(self._script(keys=keys, args=args) if keys else [])
+        return [{key: (next(replies), [member.decode() for member in next(replies)]) for key in observation.keys}
+                for observation in observations]
 
 
 def mark_active(connection, keys: Iterable[str], at: float, window: int) -> int:
