@@ -70,3 +70,32 @@ def test_flags_are_translated_by_name_for_the_regex_module(ruleset):
     rules = ruleset(regex_rule("ascii-word", r"^\w+$", ["ascii"]), regex_rule("unicode-word", r"^\w+$"))
     assert rules.evaluate({"id": "1", "username": "café"}, []).rule_names == ["unicode-word"]
     assert rules.evaluate({"id": "1", "username": "cafe"}, []).rule_names == ["ascii-word", "unicode-word"]
+
+
+def test_a_scan_that_timed_out_is_not_remembered_so_the_text_is_searched_again(ruleset):
+    rules = ruleset(regex_rule("slow", HIDDEN_SLOW), regex_rule("fast", r"\bair\w+"))
+    statuses = [{"id": "1", "content": f"airdrop {HOSTILE}"}]
+    for _ in range(2):  # the second analysis of the same posts, as the stream does at each new post
+        with capture_logs() as logs:
+            analysis = rules.evaluate({"id": "9"}, statuses)
+        assert analysis.rule_names == ["fast"]
+        assert [entry["rule"] for entry in logs if entry["event"] == "rule_regex_timeout"] == ["slow"]
+
+
+def test_a_scanned_text_is_remembered_with_its_matches_and_the_least_recent_forgotten(ruleset, monkeypatch):
+    from modwatch.moderation import detectors
+
+    monkeypatch.setattr(detectors, "SCAN_CACHE_SIZE", 2)
+    rules = ruleset({"name": "airdrop", "detector": "keyword", "keywords": ["airdrop"]}, regex_rule("fast", r"\bair\w+"))
+    matcher = rules._text_matchers["status_text"]
+    first = matcher.scan("claim your airdrop", set())
+    assert [(rule.name, text) for rule, text in first] == [("airdrop", "airdrop"), ("fast", "airdrop")]
+    assert matcher.scan("claim your airdrop", set()) is first  # remembered, not searched again
+    matcher.scan("birds", set())
+    matcher.scan("claim your airdrop", set())  # used again: "birds" is now the least recent
+    matcher.scan("maps", set())
+    assert matcher.scan("claim your airdrop", set()) is first and len(matcher._found) == 2
+    matcher.scan("birds", set())
+    matcher.scan("maps", set())
+    forgotten = matcher.scan("claim your airdrop", set())
+    assert forgotten is not first and forgotten == first  # searched again, with the same result

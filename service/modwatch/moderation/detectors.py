@@ -10,9 +10,11 @@ function, and one line in DETECTORS at the end: adding a detector touches this f
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 import re
-from collections import Counter, defaultdict
+import threading
+from collections import Counter, OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
@@ -44,6 +46,9 @@ MAX_EVIDENCE_CHARS = 200
 # CPU seconds one regex rule may spend searching one text. The load-time probe rejects patterns
 # that backtrack badly; this budget bounds the ones it cannot foresee.
 REGEX_TIMEOUT_SECONDS = 0.05
+# Texts whose matches each TextMatcher remembers: about 150 bytes a text (most match nothing), so
+# 3 MB per text field at most.
+SCAN_CACHE_SIZE = 20_000
 _WORD = re.compile(r"\w+")
 _PLAIN_WORDS = re.compile(r"\w+(?:\s+\w+)*")
 # A flag group that is not scoped, `(?i)` (scoped ones, `(?i:...)`, have a colon); errs on the
@@ -223,9 +228,16 @@ class TextMatcher:
     (`_gated`). Most texts match none of them, and then cost that one search instead of one per
     rule; when the gate matches, each pattern runs on its own, so every rule still reports its
     own first match.
+
+    What a text matched is remembered (`SCAN_CACHE_SIZE` texts per matcher, least recently used
+    forgotten): an account's recent posts are scanned again at each of its analyses (the stream
+    analyses an account at every post, with its window of up to 40), and a spam wave repeats one
+    text. The matcher is built anew when the rules change, and its memory with it.
     """
 
     def __init__(self, rules: list[Rule]) -> None:
+        self._found: OrderedDict[bytes, tuple[tuple[Rule, str], ...]] = OrderedDict()
+        self._found_lock = threading.Lock()
         self.phrases: dict[bool, dict[str, list[Rule]]] = {True: defaultdict(list), False: defaultdict(list)}
         self.phrase_starts: set[str] = set()
         self.keyword_patterns: list[tuple[Rule, re.Pattern[str]]] = []
@@ -252,10 +264,30 @@ class TextMatcher:
             alternatives = "|".join(_keyword_pattern(keyword, whole_word) for keyword in sorted(others, key=len, reverse=True))
             self.keyword_patterns.append((rule, re.compile(alternatives, 0 if case_sensitive else re.IGNORECASE)))
 
-    def scan(self, text: str, timed_out: set[str]) -> Iterator[tuple[Rule, str]]:
-        """The rules that match `text`. A regex rule that runs out of time does not match this text
-        and its name is added to `timed_out`; it still runs on the next text, so one hostile status
-        cannot hide the others from it."""
+    def scan(self, text: str, timed_out: set[str]) -> tuple[tuple[Rule, str], ...]:
+        """The rules that match `text`, with what each matched. A regex rule that runs out of time
+        does not match this text and its name is added to `timed_out`; it still runs on the next
+        text, and on this one again next time (a scan that timed out is not remembered), so one
+        hostile status cannot hide the others from it."""
+        # A digest, so the cache holds no texts: 16 bytes a key.
+        key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+        with self._found_lock:
+            found = self._found.get(key)
+            if found is not None:
+                self._found.move_to_end(key)
+                return found
+        timeouts: set[str] = set()
+        found = tuple(self._scan(text, timeouts))
+        if timeouts:
+            timed_out |= timeouts
+            return found
+        with self._found_lock:
+            self._found[key] = found
+            if len(self._found) > SCAN_CACHE_SIZE:
+                self._found.popitem(last=False)
+        return found
+
+    def _scan(self, text: str, timed_out: set[str]) -> Iterator[tuple[Rule, str]]:
         if self.phrases[True] or self.phrases[False]:
             yield from self._scan_words(text)
         for gate, members in self.keyword_gates:
