@@ -22,7 +22,7 @@ import yaml
 from common import Row
 from modwatch.moderation.detectors import _keyword_pattern, gather
 from modwatch.moderation.engine import load_rules
-from modwatch.moderation.patterns import regex_flags
+from modwatch.moderation.patterns import compile_pattern
 from modwatch.moderation.schema import TEXT_FIELDS, Rule
 from modwatch.simulator import entities
 from modwatch.simulator.state import Config, SimState
@@ -68,7 +68,7 @@ class NaiveMatcher:
         self.compiled = []
         for rule in rules:
             if rule.detector == "regex":
-                pattern = re.compile(rule.params["pattern"], regex_flags(rule.params["flags"]))
+                pattern = compile_pattern(rule.params["pattern"], rule.params["flags"])
             else:
                 alternatives = "|".join(_keyword_pattern(k, rule.params["whole_word"]) for k in rule.params["keywords"])
                 pattern = re.compile(alternatives, 0 if rule.params["case_sensitive"] else re.IGNORECASE)

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import time
+from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 import httpx
@@ -22,6 +23,38 @@ T = TypeVar("T")
 # (MODWATCH_TEST_REDIS=redis://127.0.0.1:6390) or database lets two checkouts run the suite side by side.
 TEST_REDIS = os.environ.get("MODWATCH_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
 TEST_POSTGRES = os.environ.get("MODWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+# The recorded Mastodon answers (cassettes), webhook deliveries and documentation examples the tests replay
+# live outside the repository, in `mastodon/` of the shared recordings: MODWATCH_SHARED_DIR, else `shared/`
+# beside the checkout. CI names the directory, so there missing recordings fail instead of skipping.
+SHARED_DIR = Path(os.environ.get("MODWATCH_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
+REQUIRE_SHARED = bool(os.environ.get("MODWATCH_SHARED_DIR"))
+
+
+class RecordingsMissing(LookupError):
+    pass
+
+
+def find_mastodon_recordings() -> Path:
+    """`mastodon/` of the shared recordings; RecordingsMissing, saying where it looked, when it is not there."""
+    recordings = SHARED_DIR / "mastodon"
+    if not (recordings / "cassettes").is_dir():
+        raise RecordingsMissing(f"no recorded Mastodon answers at {recordings} (cassettes/, webhooks/, docs-examples/); "
+                                "set MODWATCH_SHARED_DIR to the directory that holds mastodon/")
+    return recordings
+
+
+def mastodon_recordings() -> Path:
+    """find_mastodon_recordings() for a test: without the recordings the calling test (or, called at import,
+    the module) is skipped with the reason, or fails when MODWATCH_SHARED_DIR named the place."""
+    import pytest
+
+    try:
+        return find_mastodon_recordings()
+    except RecordingsMissing as missing:
+        if REQUIRE_SHARED:
+            pytest.fail(str(missing), pytrace=False)
+        pytest.skip(str(missing), allow_module_level=True)
 
 
 # CI sets this: there a PostgreSQL test without a server fails instead of skipping.

@@ -14,7 +14,6 @@ REDIS_URL = redis_db_url(REDIS_DB)
 API_KEY = "core-test-api-key"
 WEBHOOK_SECRET = "0123456789abcdef0123456789abcdef01234567"  # the shared recordings' test-only secret
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", REPO.parent / "shared"))
 
 
 def subprocess_env(extra: dict[str, str] | None = None) -> dict[str, str]:

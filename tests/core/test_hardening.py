@@ -16,6 +16,7 @@ from core.support import REDIS_URL, subprocess_env
 from core.test_webhooks import envelope, post, sign
 from isolation import wait_for
 from modwatch.jobs.queues import get_queue
+from modwatch.redis_keys import RUNTIME_KEY
 
 NON_FINITE = [b"NaN", b"Infinity", b"-Infinity", b"1e999", b"-1e999"]
 # (method, path, a body with a number where the route takes one; NUMBER is replaced)
@@ -43,7 +44,7 @@ def test_infinite_threshold_is_refused_and_nothing_changes(client, auth):
                            headers={**auth, "Content-Type": "application/json"})
     assert response.status_code == 422
     assert client.get("/moderation/settings", headers=auth).json() == before
-    assert not redis.Redis.from_url(REDIS_URL).hexists("modwatch:runtime", "report_threshold")
+    assert not redis.Redis.from_url(REDIS_URL).hexists(RUNTIME_KEY, "report_threshold")
 
 
 @pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"1e999"])

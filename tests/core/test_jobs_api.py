@@ -70,6 +70,7 @@ def test_job_detail_and_unknown_job(client, auth):
     detail = client.get(f"/jobs/jobs/{job.id}", headers=auth).json()
     assert detail["status"] == "finished" and detail["result"] == "5"
     assert detail["queue"] == "moderation" and detail["started_at"] and detail["ended_at"]
+    assert "recent_runs" not in detail  # recurring jobs only: absent, not null
     assert client.get("/jobs/jobs/does-not-exist", headers=auth).status_code == 404
     assert client.get("/jobs/jobs/bad%20id!", headers=auth).status_code == 404
 

@@ -12,6 +12,7 @@ from isolation import reset_caches
 from core.support import REDIS_URL, subprocess_env
 from modwatch.jobs import scheduler as sched
 from modwatch.jobs import tasks
+from modwatch.redis_keys import POLL_RUNNING_KEY, SCHEDULER_LEADER_KEY
 from modwatch.settings import get_settings
 
 
@@ -99,7 +100,7 @@ def test_two_scheduler_processes_run_each_job_once_per_interval(core_env):
     assert expected - 1.5 <= stats_runs <= expected + 1.5, stats_runs
     assert sorted(polls) == [b"recurring-file_pending_reports", b"recurring-poll_admin_accounts",
                              b"recurring-poll_admin_accounts_local"]
-    assert conn.get(sched.LEADER_KEY) is None  # released on shutdown
+    assert conn.get(SCHEDULER_LEADER_KEY) is None  # released on shutdown
 
 
 def scheduled(conn) -> dict[str, float]:
@@ -179,11 +180,11 @@ def test_due_run_is_coalesced_while_the_previous_waits_or_runs(core_env):
 
 def test_running_poll_is_not_started_twice(simulator):
     conn = connection()
-    conn.set("modwatch:poll:running:poll_admin_accounts", "another-run", ex=60)
+    conn.set(POLL_RUNNING_KEY.format(name="poll_admin_accounts"), "another-run", ex=60)
     assert tasks.poll_admin_accounts()["outcome"] == "skipped"
-    assert conn.get("modwatch:poll:running:poll_admin_accounts") == b"another-run"
+    assert conn.get(POLL_RUNNING_KEY.format(name="poll_admin_accounts")) == b"another-run"
     tasks.poll_admin_accounts_local()
-    assert conn.get("modwatch:poll:running:poll_admin_accounts_local") is None  # released after the run
+    assert conn.get(POLL_RUNNING_KEY.format(name="poll_admin_accounts_local")) is None  # released after the run
 
 
 def test_scheduled_api_shows_next_run_and_reschedules(client, auth):

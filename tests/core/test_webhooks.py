@@ -6,11 +6,11 @@ import pytest
 import redis
 from rq.job import Job
 
-from isolation import reset_caches
-from core.support import REDIS_URL, SHARED, WEBHOOK_SECRET, run_worker_burst
+from isolation import mastodon_recordings, reset_caches
+from core.support import REDIS_URL, WEBHOOK_SECRET, run_worker_burst
 
 URL = "/webhooks/mastodon_events"
-WEBHOOKS = SHARED / "mastodon" / "webhooks"
+WEBHOOKS = mastodon_recordings() / "webhooks"
 
 
 def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:

@@ -21,8 +21,6 @@ REDIS_URL = redis_db_url(7)
 API_KEY = "faults-api-key-7c1e"
 WEBHOOK_SECRET = "faults-webhook-secret-93ab"
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", REPO.parent / "shared"))
 
 
 def modwatch(*args: str, env: dict[str, str], log: Path | None = None) -> subprocess.Popen:

@@ -11,8 +11,8 @@ import pytest
 import redis
 from rq import Queue
 
-from faults.support import API_KEY, SHARED, WEBHOOK_SECRET, modwatch, stop
-from isolation import free_port, wait_http
+from faults.support import API_KEY, WEBHOOK_SECRET, modwatch, stop
+from isolation import free_port, mastodon_recordings, wait_http
 
 PATH = "/webhooks/mastodon_events"
 
@@ -23,7 +23,7 @@ def signed(body: bytes, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
 
 
 def delivery(status_id: int) -> bytes:
-    envelope = json.loads((SHARED / "mastodon" / "webhooks" / "status.created.body.json").read_text())
+    envelope = json.loads((mastodon_recordings() / "webhooks" / "status.created.body.json").read_text())
     envelope["object"]["id"] = str(status_id)
     return json.dumps(envelope).encode()
 

@@ -28,7 +28,7 @@ from modwatch.jobs.enqueue import enqueue
 from modwatch.jobs.queues import MODERATION, get_queue
 from modwatch.mastodon.client import MastodonClient
 from modwatch.moderation import reports
-from modwatch.moderation.ratelimit import GATE_KEY
+from modwatch.redis_keys import RATELIMIT_GATE_KEY
 from modwatch.settings import get_settings
 from modwatch.simulator import server
 from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN
@@ -133,7 +133,7 @@ class Drill:
 @pytest.fixture
 def mastodon(drill):
     drill.faults()
-    drill.redis.delete(GATE_KEY)
+    drill.redis.delete(RATELIMIT_GATE_KEY)
     yield drill
     drill.faults()
 

@@ -14,6 +14,7 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from faults.support import REDIS_URL, kill_with_horse, modwatch, stop
 from isolation import wait_for
 from modwatch.jobs.queues import WEBHOOKS, get_queue
+from modwatch.redis_keys import QUEUE_STATS_LAST_SUCCESS_KEY
 from modwatch.telemetry import queue_stats
 
 
@@ -96,12 +97,12 @@ def test_two_schedulers_and_a_worker_run_each_recurring_job_once_per_interval(fa
     schedulers = [modwatch("scheduler", env=env, log=tmp_path / f"scheduler{n}.log") for n in range(2)]
     worker = modwatch("worker", "monitoring", env=env, log=tmp_path / "worker.log")
     try:
-        wait_for(lambda: conn.get(queue_stats.LAST_SUCCESS_KEY), "the first record_queue_stats run", 60)
-        first = float(conn.get(queue_stats.LAST_SUCCESS_KEY))
+        wait_for(lambda: conn.get(QUEUE_STATS_LAST_SUCCESS_KEY), "the first record_queue_stats run", 60)
+        first = float(conn.get(QUEUE_STATS_LAST_SUCCESS_KEY))
         time.sleep(12)
         job = Job.fetch("recurring-record_queue_stats", connection=conn)
         results = job.results()  # one Result per run, newest first
-        last = float(conn.get(queue_stats.LAST_SUCCESS_KEY))
+        last = float(conn.get(QUEUE_STATS_LAST_SUCCESS_KEY))
     finally:
         for process in schedulers + [worker]:
             stop(process)

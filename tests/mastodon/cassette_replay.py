@@ -1,19 +1,18 @@
 """Recorded Mastodon answers from shared/mastodon/ served by a local HTTP server."""
 
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import yaml
 
-SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared")) / "mastodon"
+from isolation import mastodon_recordings
+
 KEPT_HEADERS = {"link", "x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "content-type"}
 
 
 def interactions(name: str) -> list[dict]:
-    return yaml.safe_load((SHARED / "cassettes" / name).read_text())["interactions"]
+    return yaml.safe_load((mastodon_recordings() / "cassettes" / name).read_text())["interactions"]
 
 
 class Replay:

@@ -6,11 +6,14 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client import REGISTRY
 
-from cassette_replay import SHARED, interactions, recorded_json
+from cassette_replay import interactions, recorded_json
+from isolation import mastodon_recordings
 from modwatch.mastodon import errors
 from modwatch.mastodon.client import MastodonClient, link_cursors
 from modwatch.mastodon.transport import endpoint_template
 from modwatch.simulator.server import running
+
+RECORDINGS = mastodon_recordings()
 
 
 def client(replay) -> MastodonClient:
@@ -19,7 +22,7 @@ def client(replay) -> MastodonClient:
 
 def matching(method: str, template: str):
     """Every recorded 2xx interaction, over all cassettes, for one endpoint template."""
-    for path in sorted((SHARED / "cassettes").glob("*.yaml")):
+    for path in sorted((RECORDINGS / "cassettes").glob("*.yaml")):
         for interaction in interactions(path.name):
             request = interaction["request"]
             uri = request["uri"].split("?")[0].split("localhost:3000", 1)[1]
@@ -29,11 +32,11 @@ def matching(method: str, template: str):
 
 def test_every_recorded_body_is_json():
     count = 0
-    for path in sorted((SHARED / "cassettes").glob("*.yaml")):
+    for path in sorted((RECORDINGS / "cassettes").glob("*.yaml")):
         for interaction in interactions(path.name):
             assert recorded_json(interaction) is not None or interaction["response"]["body"]["string"] == "null"
             count += 1
-    for path in list((SHARED / "docs-examples").glob("*.json")) + list((SHARED / "webhooks").glob("*.body.json")):
+    for path in list((RECORDINGS / "docs-examples").glob("*.json")) + list((RECORDINGS / "webhooks").glob("*.body.json")):
         assert isinstance(json.loads(path.read_text()), (dict, list))
     assert count > 100
 

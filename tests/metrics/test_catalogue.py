@@ -40,9 +40,8 @@ def registered() -> dict[str, tuple[str, tuple[str, ...]]]:
         if not module.name.startswith(NOT_IMPORTED):
             importlib.import_module(module.name)
     from modwatch.jobs.queues import PRIORITY
-    from modwatch.jobs.scheduler import HEARTBEAT_KEY
 
-    queue_stats.register_collector(PRIORITY, HEARTBEAT_KEY)
+    queue_stats.register_collector(PRIORITY)
     metrics = {}
     for collector in set(REGISTRY._names_to_collectors.values()):
         if isinstance(collector, MetricWrapperBase):

@@ -16,7 +16,7 @@ from isolation import wait_for
 from modwatch.jobs.monitoring import record_queue_stats
 from modwatch.jobs.enqueue import enqueue
 from modwatch.jobs.queues import get_queue
-from modwatch.telemetry.queue_stats import LAST_SUCCESS_KEY
+from modwatch.redis_keys import QUEUE_STATS_LAST_SUCCESS_KEY
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -88,8 +88,8 @@ def test_forking_worker_counts_outcomes_waits_run_times_and_horse_metrics(worker
     assert value(scraped, "modwatch_build_info", version=__import__("modwatch").__version__, process="worker") == 1
 
     # record_queue_stats ran in a horse and stored when it succeeded (no expiry: it goes stale instead).
-    assert float(db.get(LAST_SUCCESS_KEY)) > time.time() - 300
-    assert db.ttl(LAST_SUCCESS_KEY) == -1
+    assert float(db.get(QUEUE_STATS_LAST_SUCCESS_KEY)) > time.time() - 300
+    assert db.ttl(QUEUE_STATS_LAST_SUCCESS_KEY) == -1
 
     # The exemplar on the traced job's histograms carries its trace id, in OpenMetrics only.
     meta = Job.fetch(traced.id, connection=db).meta

@@ -15,7 +15,7 @@ from rq.utils import utcformat
 from conftest import REDIS_URL
 from isolation import free_port, reset_caches
 from modwatch.jobs.queues import PRIORITY, get_queue
-from modwatch.jobs.scheduler import HEARTBEAT_KEY
+from modwatch.redis_keys import DOMAIN_VIOLATIONS_KEY, QUEUE_STATS_LAST_SUCCESS_KEY, RUNTIME_KEY, SCHEDULER_HEARTBEAT_KEY
 from modwatch.telemetry import queue_stats
 
 
@@ -65,9 +65,9 @@ def test_gauges_match_what_was_enqueued(api, db):
     db.zadd(started_key, {"vanished:exec": time.time() + 300})
     db.hset(Job.key_for("alive"), "started_at", utcformat(datetime.now(timezone.utc) - timedelta(minutes=10)))
     db.hset(Job.key_for("gone"), "started_at", "2020-01-01T00:00:00.000000Z")
-    db.set(HEARTBEAT_KEY, 1700000000.5)
-    db.hset(queue_stats.RUNTIME_KEY, mapping={"panic_stop": "1", "dry_run": "false"})
-    db.zadd(queue_stats.DOMAIN_VIOLATIONS_KEY, {f"spam{n}.example": n for n in range(25)})
+    db.set(SCHEDULER_HEARTBEAT_KEY, 1700000000.5)
+    db.hset(RUNTIME_KEY, mapping={"panic_stop": "1", "dry_run": "false"})
+    db.zadd(DOMAIN_VIOLATIONS_KEY, {f"spam{n}.example": n for n in range(25)})
 
     snapshot = queue_stats.record(PRIORITY)
     scraped = api_samples(api)
@@ -100,7 +100,7 @@ def test_gauges_match_what_was_enqueued(api, db):
     assert gauge("modwatch_dry_run") == 0
     domains = {dict(labels)["domain"]: v for (name, labels), v in scraped.items() if name == "modwatch_top_domain_violations"}
     assert domains == {f"spam{n}.example": n for n in range(5, 25)}
-    assert gauge("modwatch_queue_stats_last_success_timestamp_seconds") == float(db.get(queue_stats.LAST_SUCCESS_KEY))
+    assert gauge("modwatch_queue_stats_last_success_timestamp_seconds") == float(db.get(QUEUE_STATS_LAST_SUCCESS_KEY))
     assert gauge("modwatch_queue_stats_duration_seconds") == pytest.approx(snapshot["duration_seconds"])
     busy.register_death()
 

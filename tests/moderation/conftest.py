@@ -3,9 +3,7 @@ SQLite database per test, and helpers to add accounts and read the reports the s
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import parse_qs
 
 import pytest
@@ -24,7 +22,6 @@ REDIS_URL = redis_db_url(2)
 POSTGRES = TEST_POSTGRES
 SCHEMA = "modwatch_moderation_test"
 API_KEY = "moderation-test-key"
-SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared"))
 SPAM_TEXT = (
     "Huge crypto giveaway! Send 0.1 BTC to bc1qxy2kgdygjrsqtzq2n0yrf2493p83kkfjhx0wlh "
     "and whatsapp me for guaranteed returns"

@@ -8,13 +8,14 @@ from datetime import datetime, timezone
 import pytest
 import yaml
 
+from isolation import mastodon_recordings
 from modwatch.jobs import tasks
 from modwatch.jobs.enqueue import submit
 from modwatch.moderation import analysis, flows, polling, runtime
+from modwatch.redis_keys import ANALYSIS_DEFERRED_KEY
 from modwatch.simulator.state import Account
-from tests.moderation.conftest import SHARED
 
-MASTODON = SHARED / "mastodon"
+MASTODON = mastodon_recordings()
 WEBHOOKS = sorted((MASTODON / "webhooks").glob("*.body.json"))
 
 
@@ -136,8 +137,8 @@ def test_a_poll_adds_no_analysis_for_an_account_waiting_for_a_rate_limit_slot(wo
     items = [item for body in cassette_bodies("test_admin_accounts_v2.yaml")
              for item in (body if isinstance(body, list) else [body]) if "account" in item]
     waiting = str(items[0]["id"])
-    get_redis().set(polling.DEFERRED_KEY.format(account_id=waiting), "analyze-later", ex=60)
+    get_redis().set(ANALYSIS_DEFERRED_KEY.format(account_id=waiting), "analyze-later", ex=60)
     others = {str(item["id"]) for item in items} - {waiting}
     assert {item.account_id for item in polling.changed(items, "poll_local")} == others
     assert flows.decide(items[0], [], "poll_local", None, world.settings)["outcome"] == "analysed"  # it ran
-    assert not get_redis().exists(polling.DEFERRED_KEY.format(account_id=waiting))
+    assert not get_redis().exists(ANALYSIS_DEFERRED_KEY.format(account_id=waiting))

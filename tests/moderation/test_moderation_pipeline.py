@@ -7,7 +7,8 @@ from sqlalchemy import select
 from isolation import wait_for
 from modwatch.jobs import tasks
 from modwatch.moderation import analysis, polling, reports, runtime
-from modwatch.moderation.reports import DOMAIN_VIOLATIONS_KEY, marker
+from modwatch.moderation.reports import marker
+from modwatch.redis_keys import DOMAIN_VIOLATIONS_KEY
 from modwatch.settings import get_settings
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import AuditEntry, DomainViolation, PollCursor, Report

@@ -11,7 +11,8 @@ from prometheus_client import REGISTRY
 
 from modwatch.mastodon.client import RateLimit
 from modwatch.moderation import ratelimit
-from modwatch.moderation.ratelimit import GATE_KEY, RESERVE_SHARE, SLOT_MARGIN_SECONDS
+from modwatch.moderation.ratelimit import RESERVE_SHARE, SLOT_MARGIN_SECONDS
+from modwatch.redis_keys import RATELIMIT_GATE_KEY
 
 from isolation import redis_db_url
 
@@ -40,13 +41,13 @@ def observe(gate, limit, remaining, reset, now=NOW):
 
 
 def stored(gate) -> dict[str, float]:
-    return {k.decode(): float(v) for k, v in gate.hgetall(GATE_KEY).items()}
+    return {k.decode(): float(v) for k, v in gate.hgetall(RATELIMIT_GATE_KEY).items()}
 
 
 def test_an_unknown_budget_lets_work_through_and_an_answer_without_headers_changes_nothing(gate):
     assert acquire(gate) is None
     ratelimit.observe(RateLimit(None, None, None), now=NOW, connection=gate)
-    assert gate.exists(GATE_KEY) == 0
+    assert gate.exists(RATELIMIT_GATE_KEY) == 0
 
 
 def test_backlog_stops_at_the_reserve_and_priority_work_spends_it(gate):

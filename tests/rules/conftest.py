@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
+from isolation import mastodon_recordings
 from modwatch.moderation.engine import RuleSet, load_rules
 
-SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared"))
-MASTODON = SHARED / "mastodon"
 
 
 @pytest.fixture
@@ -44,7 +42,7 @@ def cassette_bodies():
     """(request URI, decoded JSON body) of each interaction recorded in a cassette."""
 
     def bodies(name: str) -> list[tuple[str, object]]:
-        recording = yaml.safe_load((MASTODON / "cassettes" / name).read_text())
+        recording = yaml.safe_load((mastodon_recordings() / "cassettes" / name).read_text())
         return [
             (interaction["request"]["uri"], json.loads(interaction["response"]["body"]["string"]))
             for interaction in recording["interactions"]
@@ -56,4 +54,4 @@ def cassette_bodies():
 @pytest.fixture
 def docs_example():
     """An entity example from the Mastodon documentation."""
-    return lambda name: json.loads((MASTODON / "docs-examples" / name).read_text())
+    return lambda name: json.loads((mastodon_recordings() / "docs-examples" / name).read_text())

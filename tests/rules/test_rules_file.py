@@ -111,26 +111,13 @@ def regex_rule(pattern):
     return rules_file(f"  - name: pattern-rule\n    detector: regex\n    weight: 1\n    category: spam\n    pattern: '{pattern}'\n")
 
 
-@pytest.mark.parametrize("pattern", [r"(a+)+$", r"(.*)*", r"(\w+\s?)*", r"(?:x|(a*))+b", r"(a{1,3})+"])
-def test_regex_guard_rejects_nested_quantifiers(write_rules, pattern):
-    message = error_for(write_rules, regex_rule(pattern))
-    assert message.startswith("rules.yaml: rule 'pattern-rule' (#1): field 'pattern': nested quantifiers are not allowed")
-
-
-def test_regex_guard_rejects_backreferences_and_invalid_patterns(write_rules):
-    assert error_for(write_rules, regex_rule(r"(a)\1")).endswith("field 'pattern': backreferences are not allowed")
-    assert error_for(write_rules, regex_rule(r"(unclosed")).startswith(
-        "rules.yaml: rule 'pattern-rule' (#1): field 'pattern': invalid regular expression"
-    )
-
-
-@pytest.mark.parametrize("pattern", [r"\b0x[0-9a-f]{40}\b", r"(\d{3}-)+\d{4}", r"(a+)?b", r"(?:free|cheap)\s+\w+"])
-def test_regex_guard_accepts_ordinary_patterns(write_rules, pattern):
+@pytest.mark.parametrize("pattern", [r"\b0x[0-9a-f]{40}\b", r"(\d{3}-)+\d{4}", r"(a+)?b", r"(?:free|cheap)\s+\w+", r"(a+)+$"])
+def test_regex_accepts_ordinary_and_nested_patterns(write_rules, pattern):
     assert load_rules(write_rules(regex_rule(pattern))).rules[0].params["pattern"] == pattern
 
 
 def test_adversarial_input_completes_on_an_accepted_pattern(write_rules):
-    # Quadratic backtracking is still possible with accepted patterns; the per-field cap and the time budget bound it.
+    # A backtracking engine is quadratic here (each start position scans the run of word characters); RE2 is linear.
     ruleset = load_rules(write_rules(regex_rule(r"\w+@\w+\.com")))
     statuses = [{"id": "1", "content": "a" * 200_000 + "!"}, {"id": "2", "content": "<p>mail me at x@y.com</p>"}]
     analysis = ruleset.evaluate({"id": "1", "display_name": "a" * 100_000}, statuses)

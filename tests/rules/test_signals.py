@@ -13,6 +13,7 @@ from modwatch.moderation import waves
 from modwatch.moderation.detectors import gather, random_looking
 from modwatch.moderation.domains import DomainListError, covered, parse_domain_list
 from modwatch.moderation.engine import RulesCache, RulesError
+from modwatch.redis_keys import WAVE_KEY_PREFIX
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 MASTODON_CSV = """#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate
@@ -181,7 +182,7 @@ def test_the_redis_index_matches_the_memory_one_and_stays_bounded(ruleset):
         observed = run_wave(waves.RedisWaves(connection), rules, 4)
         assert [len(o.matches) > 0 for o in observed] == [False, False, True, True]
         assert set(observed[2].earlier_members) == {"1", "2"}
-        keys = connection.keys(waves.KEY_PREFIX + "*")
+        keys = connection.keys(WAVE_KEY_PREFIX + "*")
         assert keys and all(0 < connection.ttl(key) <= 3600 for key in keys)
         assert waves.mark_active(connection, observed[3].active_keys, NOW.timestamp(), 3600) == len(observed[3].active_keys)
         # An hour later the window has moved on: the same posts make no wave.

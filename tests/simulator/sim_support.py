@@ -1,16 +1,15 @@
 """Helpers for the simulator tests: tokens and recorded Mastodon payloads from shared/mastodon/."""
 
 import json
-import os
-from pathlib import Path
 
 import yaml
 
-SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", Path(__file__).resolve().parents[2] / ".." / "shared")) / "mastodon"
+from isolation import mastodon_recordings
+
 
 
 def cassette(name: str) -> list[dict]:
-    return yaml.safe_load((SHARED / "cassettes" / name).read_text())["interactions"]
+    return yaml.safe_load((mastodon_recordings() / "cassettes" / name).read_text())["interactions"]
 
 
 def body(interaction: dict):

@@ -10,10 +10,11 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import httpx
 
+from isolation import mastodon_recordings
 from modwatch.simulator import entities
 from modwatch.simulator.state import Config, SimState
 from modwatch.simulator.webhooks import send_webhooks, signature
-from sim_support import ADMIN, SHARED, USER, body, find
+from sim_support import ADMIN, USER, body, find
 
 
 def assert_keys_cover(recorded: dict, served: dict, where: str = "") -> None:
@@ -43,22 +44,22 @@ def test_entities_have_the_recorded_keys(sim):
     assert_keys_cover(body(find("test_report.yaml", "POST", "/api/v1/reports")), report, "Report")
     admin_report = get("/api/v1/admin/reports")[0]
     assert_keys_cover(body(find("test_admin_reports.yaml", "GET", "/api/v1/admin/reports"))[0], admin_report, "Admin::Report")
-    assert_keys_cover(json.loads((SHARED / "docs-examples/Rule.example.json").read_text()), get("/api/v1/instance/rules")[0])
+    assert_keys_cover(json.loads((mastodon_recordings() / "docs-examples/Rule.example.json").read_text()), get("/api/v1/instance/rules")[0])
 
 
 def test_remote_admin_accounts_have_null_local_fields(sim):
     remote = httpx.get(sim.base_url + "/api/v2/admin/accounts?origin=remote&limit=1", headers=ADMIN).json()[0]
-    example = json.loads((SHARED / "docs-examples/webhook-report.created.example.json").read_text())["object"]["target_account"]
+    example = json.loads((mastodon_recordings() / "docs-examples/webhook-report.created.example.json").read_text())["object"]["target_account"]
     assert {k for k, v in example.items() if v is None} <= {k for k, v in remote.items() if v is None}
     assert remote["account"]["acct"] == f"{remote['username']}@{remote['domain']}"
 
 
 def test_signature_scheme_matches_the_recorded_deliveries():
-    lines = (SHARED / "webhooks/signatures.txt").read_text().splitlines()
+    lines = (mastodon_recordings() / "webhooks/signatures.txt").read_text().splitlines()
     secret = lines[0].split(":", 1)[1].strip()
     for line in lines[1:]:
         name, header = line.split("\t")[:2]
-        raw = (SHARED / "webhooks" / name).read_bytes()
+        raw = (mastodon_recordings() / "webhooks" / name).read_bytes()
         assert signature(secret, raw) == header.split(": ", 1)[1]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ REDIS_URL = redis_db_url(3)
 API_KEY = "tracing-test-api-key"
 WEBHOOK_SECRET = "0123456789abcdef0123456789abcdef01234567"  # the shared recordings' test-only secret
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("MODWATCH_SHARED_DIR", REPO.parent / "shared"))
 
 class RecordingExporter(InMemorySpanExporter):
     """Keeps spans only while a test asks for them, so other suites' spans do not pile up."""

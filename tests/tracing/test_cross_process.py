@@ -13,11 +13,11 @@ import sys
 import httpx
 import pytest
 
-from isolation import free_port, wait_for, wait_http
-from tracing.conftest import API_KEY, REPO, SHARED
+from isolation import free_port, mastodon_recordings, wait_for, wait_http
+from tracing.conftest import API_KEY, REPO
 from tracing.otlp_receiver import Receiver
 
-WEBHOOKS = SHARED / "mastodon" / "webhooks"
+WEBHOOKS = mastodon_recordings() / "webhooks"
 TESTS = REPO / "tests"
 SIMULATOR_TOKEN = "tracing-test-admin-token"
 REQUEST_ID = "cross-process-test-1"

@@ -8,9 +8,10 @@ from opentelemetry.trace import SpanKind
 from rq.job import Job
 
 from modwatch.telemetry.job_traces import CONTEXT_KEY, REQUEST_ID_KEY
-from tracing.conftest import API_KEY, SHARED
+from isolation import mastodon_recordings
+from tracing.conftest import API_KEY
 
-WEBHOOKS = SHARED / "mastodon" / "webhooks"
+WEBHOOKS = mastodon_recordings() / "webhooks"
 STATUS_SIGNATURE = "sha256=5d1392ea7de799884b1e76f21d2f021904a1d8357f234ecdd79cae2bc6cff237"
 
 

@@ -84,7 +84,7 @@ def test_lookup_of_a_recurring_job_leads_to_its_latest_run(redis_conn, spans):
         run_once(scheduler, redis_conn)
     runs = [format(run.context.trace_id, "032x") for run in processes(spans)]
     detail = job_detail(Job.fetch(JOB_ID, connection=redis_conn), get_settings())
-    assert detail["trace_id"] == runs[-1]  # not the registration's trace
-    assert [run["trace_id"] for run in detail["recent_runs"]] == runs[::-1]
+    assert detail.trace_id == runs[-1]  # not the registration's trace
+    assert [run.trace_id for run in detail.recent_runs or []] == runs[::-1]
     # Grafana Explore's JSON goes percent-encoded into the link.
-    assert runs[-1] in detail["trace_url"] and not set('{}" ') & set(detail["trace_url"])
+    assert detail.trace_url and runs[-1] in detail.trace_url and not set('{}" ') & set(detail.trace_url)

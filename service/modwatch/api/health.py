@@ -2,32 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
+from pydantic import BaseModel
 
 from modwatch.connection import get_redis
 from modwatch.jobs.queues import PRIORITY
-from modwatch.jobs.scheduler import HEARTBEAT_KEY
 from modwatch.storage.db import check_database_writable
 from modwatch.telemetry import queue_stats
 
 router = APIRouter(tags=["health"])
 # Queue health is read by the API at scrape time: one scrape target for it, true whatever the workers do.
-queue_stats.register_collector(PRIORITY, HEARTBEAT_KEY)
+queue_stats.register_collector(PRIORITY)
+
+
+class Alive(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    # "ok", or "error: <exception class>" for each of redis and database.
+    checks: dict[str, str]
 
 
 @router.get("/livez")
-def livez() -> dict[str, str]:
+def livez() -> Alive:
     """The process is up and serving."""
-    return {"status": "ok"}
+    return Alive()
 
 
-@router.get("/readyz", responses={503: {"description": "Redis does not answer or the database refuses a write"}})
-def readyz() -> Any:
+@router.get("/readyz", responses={503: {"model": Readiness,
+                                        "description": "Redis does not answer or the database refuses a write"}})
+def readyz(response: Response) -> Readiness:
     """Ready when Redis answers a PING and the database accepts a write (docs/oncall.md, probes)."""
     checks: dict[str, str] = {}
     try:
@@ -41,7 +51,8 @@ def readyz() -> Any:
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     ready = all(value == "ok" for value in checks.values())
-    return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+    response.status_code = 200 if ready else 503
+    return Readiness(status="ok" if ready else "unavailable", checks=checks)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -30,56 +30,145 @@ router = APIRouter(
 ReportState = Literal["pending", "filed", "resolved", "held", "superseded", "failed", "dry_run"]
 MAX_STATUSES = 200
 ACCOUNT_HISTORY = 20
+# A weight, score or threshold keeps the type it was written with in the rules file (3 stays 3).
+Number = int | float
 
 
 def _iso(value) -> str | None:
     return aware(value).isoformat() if value is not None else None
 
 
-def report_view(row: Report) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "state": row.state,
-        "dry_run": row.dry_run,
-        "account_id": row.account_id,
-        "domain": row.domain,
-        "mastodon_report_id": row.mastodon_report_id,
-        "category": row.category,
-        "comment": row.comment,
-        "status_ids": row.status_ids,
-        "rule_ids": row.rule_ids,
-        "forward": row.forward,
-        "score": row.score,
-        "dedupe_key": row.dedupe_key,
-        "attempts": row.attempts,
-        "reason": row.reason,
-        "held_by": row.held_by,
-        "operator_filed": row.operator_filed,
-        "not_before": _iso(row.not_before),
-        "in_doubt_since": _iso(row.doubt_since),
-        "lookups": row.lookups,
-        "resolved_at": _iso(row.resolved_at),
-        "created_at": _iso(row.created_at),
-        "updated_at": _iso(row.updated_at),
-    }
+class ReportView(BaseModel):
+    id: int
+    state: ReportState
+    dry_run: bool
+    account_id: str
+    domain: str | None
+    mastodon_report_id: str | None
+    category: str
+    comment: str
+    status_ids: list[str]
+    rule_ids: list[str] | None
+    forward: bool
+    score: float
+    dedupe_key: str
+    attempts: int
+    reason: str | None
+    held_by: int | None
+    operator_filed: bool
+    not_before: str | None
+    in_doubt_since: str | None
+    lookups: int
+    resolved_at: str | None
+    created_at: str | None
+    updated_at: str | None
 
 
-def analysis_view(row: AccountAnalysis) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "source": row.source,
-        "acct": row.acct,
-        "domain": row.domain,
-        "score": row.score,
-        "threshold": row.threshold,
-        "rule_names": row.rule_names,
-        "evidence": row.evidence,
-        "evidence_key": row.evidence_key,
-        "rules_hash": row.rules_hash,
-        "statuses_count": row.statuses_count,
-        "last_status_at": row.last_status_at,
-        "analysed_at": _iso(row.analysed_at),
-    }
+def report_view(row: Report) -> ReportView:
+    return ReportView(
+        id=row.id,
+        state=row.state,
+        dry_run=row.dry_run,
+        account_id=row.account_id,
+        domain=row.domain,
+        mastodon_report_id=row.mastodon_report_id,
+        category=row.category,
+        comment=row.comment,
+        status_ids=row.status_ids,
+        rule_ids=row.rule_ids,
+        forward=row.forward,
+        score=row.score,
+        dedupe_key=row.dedupe_key,
+        attempts=row.attempts,
+        reason=row.reason,
+        held_by=row.held_by,
+        operator_filed=row.operator_filed,
+        not_before=_iso(row.not_before),
+        in_doubt_since=_iso(row.doubt_since),
+        lookups=row.lookups,
+        resolved_at=_iso(row.resolved_at),
+        created_at=_iso(row.created_at),
+        updated_at=_iso(row.updated_at),
+    )
+
+
+class AnalysisView(BaseModel):
+    id: int
+    source: str
+    acct: str
+    domain: str | None
+    score: float
+    threshold: float
+    rule_names: list[str]
+    evidence: list[dict[str, Any]] = Field(description="The hits: rule, weight, category, field, matched_text, status_id")
+    evidence_key: str
+    rules_hash: str
+    statuses_count: int | None
+    last_status_at: str | None
+    analysed_at: str | None
+
+
+def analysis_view(row: AccountAnalysis) -> AnalysisView:
+    return AnalysisView(
+        id=row.id,
+        source=row.source,
+        acct=row.acct,
+        domain=row.domain,
+        score=row.score,
+        threshold=row.threshold,
+        rule_names=row.rule_names,
+        evidence=row.evidence,
+        evidence_key=row.evidence_key,
+        rules_hash=row.rules_hash,
+        statuses_count=row.statuses_count,
+        last_status_at=row.last_status_at,
+        analysed_at=_iso(row.analysed_at),
+    )
+
+
+class ReportPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    reports: list[ReportView]
+
+
+class Approval(BaseModel):
+    id: int
+    state: Literal["pending", "held", "superseded"]
+    report_row: int = Field(description="The row that will be filed: this one, or the real decision it duplicates")
+
+
+class Approved(BaseModel):
+    approved: int
+    reports: list[Approval]
+
+
+class AuditView(BaseModel):
+    at: str | None
+    decision: str
+    source: str
+    reason: str | None
+
+
+class AccountView(BaseModel):
+    account_id: str
+    analyses: list[AnalysisView]
+    open_report: ReportView | None = Field(description="The account's one open modwatch report")
+    held_evidence: list[ReportView] = Field(description="Evidence held behind the open report until it is resolved")
+    reports: list[ReportView]
+    audit: list[AuditView]
+
+
+class DomainView(BaseModel):
+    domain: str
+    violations: int
+    last_violation_at: str | None
+
+
+class DomainPage(BaseModel):
+    total: int
+    domains: list[DomainView]
 
 
 @router.get("/reports")
@@ -87,17 +176,17 @@ def list_reports(
     state: ReportState | None = Query(None, description="Only reports in this state"),
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(50, ge=1, le=500),
-) -> dict[str, Any]:
+) -> ReportPage:
     """Report decisions, newest first."""
     where = [Report.state == state] if state else []
     with session_scope() as session:
         total = session.scalar(select(func.count(Report.id)).where(*where))
         rows = session.scalars(select(Report).where(*where).order_by(Report.id.desc()).offset(offset).limit(limit)).all()
-        return {"total": total, "offset": offset, "limit": limit, "reports": [report_view(row) for row in rows]}
+        return ReportPage(total=total or 0, offset=offset, limit=limit, reports=[report_view(row) for row in rows])
 
 
 @router.post("/reports/dry-run/file")
-def file_all_dry_run() -> dict[str, Any]:
+def file_all_dry_run() -> Approved:
     """File every dry-run decision, oldest first: each becomes a real decision, filed by the next
     file_pending_reports run (even while DRY_RUN is on), one open report per account."""
     return _approved(reports.approve(None))
@@ -105,7 +194,7 @@ def file_all_dry_run() -> dict[str, Any]:
 
 @router.post("/reports/{report_id}/file", responses={404: problem("No such report row"),
                                                        409: problem("The row is not a dry-run decision")})
-def file_one_dry_run(report_id: int = Path(ge=1, le=2**31 - 1)) -> dict[str, Any]:
+def file_one_dry_run(report_id: int = Path(ge=1, le=2**31 - 1)) -> Approved:
     """File one dry-run decision (see POST /moderation/reports/dry-run/file)."""
     with session_scope() as session:
         row = session.get(Report, report_id)
@@ -116,14 +205,14 @@ def file_one_dry_run(report_id: int = Path(ge=1, le=2**31 - 1)) -> dict[str, Any
     return _approved(reports.approve([report_id]))
 
 
-def _approved(approved: list[dict[str, Any]]) -> dict[str, Any]:
+def _approved(approved: list[dict[str, Any]]) -> Approved:
     if approved:
         enqueue(tasks.file_pending_reports)  # now rather than at the next scheduled run
-    return {"approved": len(approved), "reports": approved}
+    return Approved(approved=len(approved), reports=[Approval.model_validate(item) for item in approved])
 
 
 @router.get("/accounts/{account_id}", responses={404: problem("modwatch never analysed this account")})
-def get_account(account_id: str = Path(pattern=r"^[0-9]{1,20}$")) -> dict[str, Any]:
+def get_account(account_id: str = Path(pattern=r"^[0-9]{1,20}$")) -> AccountView:
     """An account's latest analyses with their evidence, its reports and its audit trail."""
     with session_scope() as session:
         analyses = session.scalars(
@@ -138,19 +227,18 @@ def get_account(account_id: str = Path(pattern=r"^[0-9]{1,20}$")) -> dict[str, A
             .order_by(AuditEntry.id.desc()).limit(ACCOUNT_HISTORY)
         ).all()
         open_row = next((row for row in rows if not row.dry_run and row.state in OPEN_STATES), None)
-        return {
-            "account_id": account_id,
-            "analyses": [analysis_view(row) for row in analyses],
-            # The account's one open modwatch report, and the evidence held behind it until it is resolved.
-            "open_report": report_view(open_row) if open_row else None,
-            "held_evidence": [report_view(row) for row in rows if row.state == "held"],
-            "reports": [report_view(row) for row in rows],
-            "audit": [{"at": _iso(a.at), "decision": a.decision, "source": a.source, "reason": a.reason} for a in audit],
-        }
+        return AccountView(
+            account_id=account_id,
+            analyses=[analysis_view(row) for row in analyses],
+            open_report=report_view(open_row) if open_row else None,
+            held_evidence=[report_view(row) for row in rows if row.state == "held"],
+            reports=[report_view(row) for row in rows],
+            audit=[AuditView(at=_iso(a.at), decision=a.decision, source=a.source, reason=a.reason) for a in audit],
+        )
 
 
 @router.get("/domains")
-def list_domains(offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(50, ge=1, le=500)) -> dict[str, Any]:
+def list_domains(offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query(50, ge=1, le=500)) -> DomainPage:
     """Remote domains by number of accounts that crossed the report threshold, worst first."""
     with session_scope() as session:
         total = session.scalar(select(func.count()).select_from(DomainViolation))
@@ -158,11 +246,11 @@ def list_domains(offset: int = Query(0, ge=0, le=MAX_OFFSET), limit: int = Query
             select(DomainViolation).order_by(DomainViolation.violations.desc(), DomainViolation.domain)
             .offset(offset).limit(limit)
         ).all()
-        return {
-            "total": total,
-            "domains": [{"domain": r.domain, "violations": r.violations, "last_violation_at": _iso(r.last_violation_at)}
-                        for r in rows],
-        }
+        return DomainPage(
+            total=total or 0,
+            domains=[DomainView(domain=r.domain, violations=r.violations, last_violation_at=_iso(r.last_violation_at))
+                     for r in rows],
+        )
 
 
 class EvaluateAccount(BaseModel):
@@ -196,15 +284,37 @@ class EvaluateRequest(BaseModel):
         return self
 
 
+class HitView(BaseModel):
+    rule: str
+    weight: Number
+    category: str
+    field: str
+    matched_text: str
+    status_id: str | None
+
+
+class Evaluation(BaseModel):
+    account_id: str | None
+    score: Number
+    category: str | None
+    rule_names: list[str]
+    status_ids: list[str]
+    evidence_key: str
+    hits: list[HitView]
+    threshold: Number
+    would_report: bool
+    rules_hash: str
+
+
 @router.post("/evaluate")
-def evaluate(request: EvaluateRequest, settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
+def evaluate(request: EvaluateRequest, settings: Settings = Depends(settings_dependency)) -> Evaluation:
     """Score a posted account and its statuses with the active rules, without recording or filing."""
     scored = _rules_or_503(lambda: analysis.score(
         request.account.model_dump(exclude_none=True), [s.model_dump(exclude_none=True) for s in request.statuses],
         settings, runtime.current(settings), record=False))
     analysis.ACCOUNTS_SCANNED.labels(source="evaluate").inc()
-    return {**scored.analysis.as_dict(), "threshold": scored.threshold, "would_report": scored.reportable,
-            "rules_hash": scored.rules_hash}
+    return Evaluation(**scored.analysis.as_dict(), threshold=scored.threshold, would_report=scored.reportable,
+                      rules_hash=scored.rules_hash)
 
 
 class SettingsChange(BaseModel):
@@ -218,7 +328,36 @@ class SettingsChange(BaseModel):
 SETTINGS_HISTORY = 20
 
 
-def settings_view(settings: Settings) -> dict[str, Any]:
+class SettingDefaults(BaseModel):
+    dry_run: bool
+    panic_stop: bool
+    report_threshold: Number
+
+
+class SettingSource(BaseModel):
+    source: Literal["runtime", "env", "rules_file"]
+    # For a runtime override only (absent otherwise): since when, and the key fingerprint that set it.
+    since: str | None = None
+    by: str | None = None
+
+
+class SettingChangeView(BaseModel):
+    at: str | None
+    by: str | None
+    change: str | None
+
+
+class RuntimeSettings(BaseModel):
+    dry_run: bool
+    panic_stop: bool
+    report_threshold: float | None = Field(description="The runtime override, or null")
+    effective_report_threshold: Number
+    defaults: SettingDefaults = Field(description="The values the runtime overrides replace")
+    sources: dict[str, SettingSource] = Field(description="Where each value in force comes from")
+    changes: list[SettingChangeView] = Field(description=f"The latest {SETTINGS_HISTORY} changes, newest first")
+
+
+def settings_view(settings: Settings) -> RuntimeSettings:
     switches = runtime.current(settings)
     rules_threshold = _rules_or_503(lambda: analysis.current_rules(settings)).report_threshold
     overrides = runtime.overrides_meta()
@@ -227,28 +366,29 @@ def settings_view(settings: Settings) -> dict[str, Any]:
     with session_scope() as session:
         history = session.scalars(select(AuditEntry).where(AuditEntry.decision == runtime.AUDIT_DECISION)
                                   .order_by(AuditEntry.id.desc()).limit(SETTINGS_HISTORY)).all()
-        changes = [{"at": _iso(entry.at), "by": entry.source, "change": entry.reason} for entry in history]
-    return {
+        changes = [SettingChangeView(at=_iso(entry.at), by=entry.source, change=entry.reason) for entry in history]
+    return RuntimeSettings(
         **switches.as_dict(),
-        "effective_report_threshold": runtime.report_threshold(switches, rules_threshold, settings),
-        "defaults": {"dry_run": settings.dry_run, "panic_stop": settings.panic_stop,
-                     "report_threshold": rules_threshold if rules_threshold is not None else settings.report_threshold},
-        # Where each value in force comes from: a runtime override (since when, set by whom), or its default.
-        "sources": {name: {"source": "runtime", **overrides[name]} if name in overrides else {"source": default_sources[name]}
-                    for name in runtime.SWITCHES},
-        "changes": changes,
-    }
+        effective_report_threshold=runtime.report_threshold(switches, rules_threshold, settings),
+        defaults=SettingDefaults(
+            dry_run=settings.dry_run, panic_stop=settings.panic_stop,
+            report_threshold=rules_threshold if rules_threshold is not None else settings.report_threshold),
+        # A runtime override says since when and by whom; a default only where it comes from.
+        sources={name: SettingSource(source="runtime", **overrides[name]) if name in overrides
+                 else SettingSource(source=default_sources[name]) for name in runtime.SWITCHES},
+        changes=changes,
+    )
 
 
-@router.get("/settings")
-def get_runtime_settings(settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
+@router.get("/settings", response_model_exclude_unset=True)
+def get_runtime_settings(settings: Settings = Depends(settings_dependency)) -> RuntimeSettings:
     """DRY_RUN, PANIC_STOP and the report threshold in force, where each comes from, the defaults
     they override and the latest changes."""
     return settings_view(settings)
 
 
-@router.post("/settings")
-def change_runtime_settings(change: SettingsChange, settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
+@router.post("/settings", response_model_exclude_unset=True)
+def change_runtime_settings(change: SettingsChange, settings: Settings = Depends(settings_dependency)) -> RuntimeSettings:
     """Toggle dry run or panic stop, or override the threshold, for every worker at once (audited)."""
     changes = change.model_dump(exclude_unset=True)
     if not changes:
@@ -257,17 +397,53 @@ def change_runtime_settings(change: SettingsChange, settings: Settings = Depends
     return settings_view(settings)
 
 
+class RulePrecision(BaseModel):
+    actioned: int
+    dismissed: int
+    precision: float | None = Field(description="actioned / (actioned + dismissed); null before any verdict")
+
+
+class RulesPrecision(BaseModel):
+    rules: dict[str, RulePrecision]
+
+
 @router.get("/rules/precision")
-def rules_precision() -> dict[str, Any]:
+def rules_precision() -> RulesPrecision:
     """Per rule, moderators' verdicts on the reports it contributed to: actioned, dismissed, and the
     share actioned (docs/detection.md)."""
-    return {"rules": outcomes.precision()}
+    return RulesPrecision.model_validate({"rules": outcomes.precision()})
 
 
-@router.get("/rules")
-def get_rules(settings: Settings = Depends(settings_dependency)) -> dict[str, Any]:
+class RuleView(BaseModel):
+    """A rule as the rules file gives it, defaults filled in; besides these fields, its detector's
+    parameters (docs/rules.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    description: str
+    detector: str
+    weight: Number
+    category: str
+    enabled: bool
+    # Each present only where the rule has it.
+    fields: list[str] | None = None
+    instance_rule_ids: list[str] | None = None
+    applies_to: dict[str, Number] | None = None
+
+
+class RuleSetView(BaseModel):
+    source: str
+    hash: str
+    report_threshold: Number | None
+    allowed_domains: int = Field(description="How many domains no link rule counts")
+    rules: list[RuleView]
+
+
+@router.get("/rules", response_model_exclude_unset=True)
+def get_rules(settings: Settings = Depends(settings_dependency)) -> RuleSetView:
     """The active rule set and its hash."""
-    return _rules_or_503(lambda: analysis.current_rules(settings)).as_dict()
+    return RuleSetView.model_validate(_rules_or_503(lambda: analysis.current_rules(settings)).as_dict())
 
 
 def _rules_or_503(load):

@@ -14,6 +14,7 @@ from rq.job import Job
 from modwatch.jobs import monitoring, tasks
 from modwatch.jobs.queues import MODERATION, MONITORING, WEBHOOKS, get_queue
 from modwatch.moderation.followups import FollowUp
+from modwatch.redis_keys import STREAM_REPORTED_KEY
 
 DAY = 24 * 3600
 # Mastodon retries a delivery 16 times with Sidekiq's backoff, about 2.1 days in all
@@ -144,9 +145,8 @@ def enqueue_webhook(event: str, object_id: str, payload: dict[str, Any]) -> Webh
     return WebhookEnqueued(job=job, job_id=job_id, duplicate=False)
 
 
-# One report job per account from the stream: while the marker lives, later posts of an account
+# One report job per account from the stream: while STREAM_REPORTED_KEY lives, later posts of an account
 # already being reported are decided `already_reported` and start nothing.
-STREAM_REPORTED_KEY = "modwatch:stream:reported:{account_id}"
 STREAM_REPORTED_TTL = DAY
 
 

@@ -30,6 +30,7 @@ from rq_scheduler import Scheduler
 from modwatch.jobs import monitoring, tasks
 from modwatch.jobs.enqueue import JOB_OPTIONS
 from modwatch.jobs.queues import ModwatchQueue
+from modwatch.redis_keys import SCHEDULER_HEARTBEAT_KEY, SCHEDULER_INTERVALS_KEY, SCHEDULER_LEADER_KEY
 from modwatch.settings import Settings
 from modwatch.telemetry.metrics import RECURRING_JOBS, RECURRING_REPAIRS, RECURRING_RUNS_COALESCED
 from modwatch.telemetry.rq_tracing import TracingSchedulerMixin, is_recurring
@@ -48,9 +49,6 @@ class _StandbyIsNotAWarning(logging.Filter):
 
 logging.getLogger("rq_scheduler.scheduler").addFilter(_StandbyIsNotAWarning())
 
-LEADER_KEY = "modwatch:scheduler:leader"
-HEARTBEAT_KEY = "modwatch:scheduler:heartbeat"
-INTERVAL_OVERRIDES_KEY = "modwatch:scheduler:intervals"
 # The loop never sleeps longer than this, whatever the intervals, so a reschedule is seen quickly.
 MAX_LOOP_SECONDS = 5
 # After Redis stopped answering, the scheduler tries again this often (it keeps its process and its lease).
@@ -87,7 +85,7 @@ RECURRING_BY_ID = {spec.job_id: spec for spec in RECURRING}
 
 def intervals(settings: Settings, connection: redis.Redis) -> dict[str, int]:
     """Configured intervals, with runtime overrides from `POST /jobs/scheduled/reschedule`."""
-    overrides = {key.decode(): int(value) for key, value in connection.hgetall(INTERVAL_OVERRIDES_KEY).items()}
+    overrides = {key.decode(): int(value) for key, value in connection.hgetall(SCHEDULER_INTERVALS_KEY).items()}
     return {spec.name: overrides.get(spec.name, getattr(settings, spec.setting)) for spec in RECURRING}
 
 
@@ -112,7 +110,7 @@ class LeaderScheduler(TracingSchedulerMixin, Scheduler):
 
     def acquire_lock(self) -> bool:
         self._lock_acquired = bool(
-            self.connection.eval(_RENEW_OR_ACQUIRE, 1, LEADER_KEY, self.owner, self.lease_seconds)
+            self.connection.eval(_RENEW_OR_ACQUIRE, 1, SCHEDULER_LEADER_KEY, self.owner, self.lease_seconds)
         )
         if self._lock_acquired:
             if not self.leading:
@@ -124,7 +122,8 @@ class LeaderScheduler(TracingSchedulerMixin, Scheduler):
             # Only the leader speaks for the registrations.
             RECURRING_JOBS.clear()
         if not self._lock_acquired and not self.standby:
-            log.info("scheduler_standby", scheduler=self.owner, leader=(self.connection.get(LEADER_KEY) or b"").decode())
+            leader = (self.connection.get(SCHEDULER_LEADER_KEY) or b"").decode()
+            log.info("scheduler_standby", scheduler=self.owner, leader=leader)
         self.standby = not self._lock_acquired
         return self._lock_acquired
 
@@ -133,7 +132,7 @@ class LeaderScheduler(TracingSchedulerMixin, Scheduler):
 
     def heartbeat(self) -> None:
         super().heartbeat()
-        self.connection.set(HEARTBEAT_KEY, time.time())
+        self.connection.set(SCHEDULER_HEARTBEAT_KEY, time.time())
 
     def enqueue_job(self, job: Job) -> None:
         """rq-scheduler's move of a due job, coalescing a recurring run into one still pending."""
@@ -149,7 +148,7 @@ class LeaderScheduler(TracingSchedulerMixin, Scheduler):
         super().enqueue_job(job)
 
     def register_death(self) -> None:
-        self.connection.eval(_RELEASE_IF_OWNER, 1, LEADER_KEY, self.owner)
+        self.connection.eval(_RELEASE_IF_OWNER, 1, SCHEDULER_LEADER_KEY, self.owner)
         super().register_death()
 
 
@@ -257,7 +256,7 @@ def reschedule(connection: redis.Redis, name: str, interval: int | None, run_now
     """Store an interval override (the leader applies it) and/or move the next run to now."""
     spec = next(spec for spec in RECURRING if spec.name == name)
     if interval is not None:
-        connection.hset(INTERVAL_OVERRIDES_KEY, name, interval)
+        connection.hset(SCHEDULER_INTERVALS_KEY, name, interval)
         job = Job.fetch_many([spec.job_id], connection=connection)[0]
         if job is not None:
             job.meta["interval"] = interval
@@ -268,7 +267,7 @@ def reschedule(connection: redis.Redis, name: str, interval: int | None, run_now
 
 
 def heartbeat_age(connection: redis.Redis) -> float | None:
-    value = connection.get(HEARTBEAT_KEY)
+    value = connection.get(SCHEDULER_HEARTBEAT_KEY)
     return None if value is None else max(0.0, time.time() - float(value))
 
 

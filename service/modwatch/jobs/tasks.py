@@ -17,6 +17,7 @@ from redis.exceptions import LockNotOwnedError
 from modwatch.connection import get_redis
 from modwatch.moderation import flows
 from modwatch.moderation.followups import FollowUp, detach
+from modwatch.redis_keys import POLL_RUNNING_KEY
 
 # A poll holds this lock while it runs, so a slow poll is never started a second time by the
 # next scheduler tick. The TTL matches the poll job timeout: a killed poll frees it by itself.
@@ -24,7 +25,7 @@ POLL_LOCK_TTL = 600
 
 
 def _run_exclusively(name: str, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    lock = get_redis().lock(f"modwatch:poll:running:{name}", timeout=POLL_LOCK_TTL)
+    lock = get_redis().lock(POLL_RUNNING_KEY.format(name=name), timeout=POLL_LOCK_TTL)
     if not lock.acquire(blocking=False):
         return {"outcome": "skipped", "reason": f"{name} is already running"}
     try:

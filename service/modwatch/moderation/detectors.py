@@ -21,11 +21,10 @@ from fnmatch import fnmatchcase
 from typing import Annotated, Any, Callable, Iterator, NamedTuple
 from urllib.parse import urlsplit
 
-import regex
 from pydantic import model_validator
 
 from modwatch.moderation.domains import covered
-from modwatch.moderation.patterns import REGEX_FLAGS, check_pattern, compile_pattern
+from modwatch.moderation.patterns import REGEX_FLAGS, compile_combined, compile_pattern
 from modwatch.moderation.schema import (
     LINK_FIELDS,
     TEXT_FIELDS,
@@ -43,17 +42,11 @@ from modwatch.moderation.schema import (
 from modwatch.moderation.text import domain_of, parse_html, plain
 
 MAX_EVIDENCE_CHARS = 200
-# CPU seconds one regex rule may spend searching one text. The load-time probe rejects patterns
-# that backtrack badly; this budget bounds the ones it cannot foresee.
-REGEX_TIMEOUT_SECONDS = 0.05
 # Texts whose matches each TextMatcher remembers: about 150 bytes a text (most match nothing), so
 # 3 MB per text field at most.
 SCAN_CACHE_SIZE = 20_000
 _WORD = re.compile(r"\w+")
 _PLAIN_WORDS = re.compile(r"\w+(?:\s+\w+)*")
-# A flag group that is not scoped, `(?i)` (scoped ones, `(?i:...)`, have a colon); errs on the
-# side of finding one, which only costs a pattern its gate.
-_INLINE_FLAGS = re.compile(r"\(\?[A-Za-z0-9-]+\)")
 
 
 class Evidence(NamedTuple):
@@ -207,9 +200,9 @@ class RegexRule(DetectorRule):
     fields: Annotated[tuple[str, ...], Strings(TEXT_FIELDS)] = TEXT_FIELDS
 
     @model_validator(mode="after")
-    def _safe_pattern(self) -> RegexRule:
+    def _runs_on_re2(self) -> RegexRule:
         try:
-            check_pattern(self.pattern, self.flags)
+            compile_pattern(self.pattern, self.flags)
         except ValueError as exc:
             raise invalid(f"field 'pattern': {exc}") from None
         return self
@@ -221,13 +214,13 @@ class TextMatcher:
     Whole-word keywords made of words (the usual kind) are looked up in dicts keyed by a text's
     words and short phrases, so the cost does not grow with the number of keywords. Other
     keywords (`whole_word: false`, or with punctuation such as `bit.ly`) get one `re` pattern per
-    rule: escaped literals, which cannot backtrack. Regex rules run with the `regex` module under
-    REGEX_TIMEOUT_SECONDS per text.
+    rule: escaped literals, which cannot backtrack. Regex rules run on RE2 (patterns.py), in time
+    linear in the text.
 
     Patterns with the same flags sit behind a gate: one search for all of them at once
-    (`_gated`). Most texts match none of them, and then cost that one search instead of one per
+    (`_gate`). Most texts match none of them, and then cost that one search instead of one per
     rule; when the gate matches, each pattern runs on its own, so every rule still reports its
-    own first match.
+    own first match. Regex rules carry their flags inline, so they all share one gate.
 
     What a text matched is remembered (`SCAN_CACHE_SIZE` texts per matcher, least recently used
     forgotten): an account's recent posts are scanned again at each of its analyses (the stream
@@ -241,14 +234,18 @@ class TextMatcher:
         self.phrases: dict[bool, dict[str, list[Rule]]] = {True: defaultdict(list), False: defaultdict(list)}
         self.phrase_starts: set[str] = set()
         self.keyword_patterns: list[tuple[Rule, re.Pattern[str]]] = []
-        regexes: list[tuple[Rule, regex.Pattern[str]]] = []
+        regexes: list[tuple[Rule, Any]] = []
         for rule in rules:
             if rule.detector == "regex":
                 regexes.append((rule, compile_pattern(rule.params["pattern"], rule.params["flags"])))
             else:
                 self._add_keywords(rule)
-        self.keyword_gates = _gated(self.keyword_patterns, re.compile)
-        self.regex_gates = _gated(regexes, regex.compile)
+        by_flags: dict[int, list[tuple[Rule, re.Pattern[str]]]] = defaultdict(list)
+        for rule, pattern in self.keyword_patterns:
+            by_flags[pattern.flags].append((rule, pattern))
+        self.gates = [_gate(members, lambda source: re.compile(source, flags)) for flags, members in by_flags.items()]
+        if regexes:
+            self.gates.append(_gate(regexes, compile_combined))
 
     def _add_keywords(self, rule: Rule) -> None:
         case_sensitive, whole_word = rule.params["case_sensitive"], rule.params["whole_word"]
@@ -264,11 +261,8 @@ class TextMatcher:
             alternatives = "|".join(_keyword_pattern(keyword, whole_word) for keyword in sorted(others, key=len, reverse=True))
             self.keyword_patterns.append((rule, re.compile(alternatives, 0 if case_sensitive else re.IGNORECASE)))
 
-    def scan(self, text: str, timed_out: set[str]) -> tuple[tuple[Rule, str], ...]:
-        """The rules that match `text`, with what each matched. A regex rule that runs out of time
-        does not match this text and its name is added to `timed_out`; it still runs on the next
-        text, and on this one again next time (a scan that timed out is not remembered), so one
-        hostile status cannot hide the others from it."""
+    def scan(self, text: str) -> tuple[tuple[Rule, str], ...]:
+        """The rules that match `text`, each with its first match."""
         # A digest, so the cache holds no texts: 16 bytes a key.
         key = hashlib.blake2b(text.encode(), digest_size=16).digest()
         with self._found_lock:
@@ -276,39 +270,21 @@ class TextMatcher:
             if found is not None:
                 self._found.move_to_end(key)
                 return found
-        timeouts: set[str] = set()
-        found = tuple(self._scan(text, timeouts))
-        if timeouts:
-            timed_out |= timeouts
-            return found
+        found = tuple(self._scan(text))
         with self._found_lock:
             self._found[key] = found
             if len(self._found) > SCAN_CACHE_SIZE:
                 self._found.popitem(last=False)
         return found
 
-    def _scan(self, text: str, timed_out: set[str]) -> Iterator[tuple[Rule, str]]:
+    def _scan(self, text: str) -> Iterator[tuple[Rule, str]]:
         if self.phrases[True] or self.phrases[False]:
             yield from self._scan_words(text)
-        for gate, members in self.keyword_gates:
+        for gate, members in self.gates:
             if gate is not None and not gate.search(text):
                 continue
             for rule, pattern in members:
                 match = pattern.search(text)
-                if match:
-                    yield rule, _clip(match.group())
-        for gate, members in self.regex_gates:
-            try:
-                if gate is not None and not gate.search(text, timeout=REGEX_TIMEOUT_SECONDS):
-                    continue
-            except TimeoutError:
-                pass  # each pattern gets its own budget below, and reports its own timeout
-            for rule, pattern in members:
-                try:
-                    match = pattern.search(text, timeout=REGEX_TIMEOUT_SECONDS)
-                except TimeoutError:
-                    timed_out.add(rule.name)
-                    continue
                 if match:
                     yield rule, _clip(match.group())
 
@@ -330,31 +306,14 @@ class TextMatcher:
                 exact, folded = f"{exact} {words[end].group()}", f"{folded} {words[end].group().casefold()}"
 
 
-Gated = list[tuple[Any, list[tuple[Rule, Any]]]]
-
-
-def _gated(patterns: list[tuple[Rule, Any]], compile: Callable[[str, int], Any]) -> Gated:
-    """`patterns` in groups, each behind a gate that matches a text when any of its patterns does.
-
-    A gate is the alternation of its group's patterns, which share their flags. A pattern that
-    sets flags inline (`(?x)` would apply to the whole alternation) or is verbose (a comment would
-    swallow the rest of it) stays out of gates (gate None). Rule patterns cannot use
-    backreferences (`rules.check_pattern`), so renumbered groups change nothing. The order of
-    groups does not matter: the engine orders hits by rule.
-    """
-    groups: dict[int, list[tuple[Rule, Any]]] = {}
-    alone: list[tuple[Rule, Any]] = []
-    for rule, pattern in patterns:
-        if _INLINE_FLAGS.search(pattern.pattern) or pattern.flags & re.VERBOSE:
-            alone.append((rule, pattern))
-        else:
-            groups.setdefault(pattern.flags, []).append((rule, pattern))
-    gated: Gated = [(None, [entry]) for entry in alone]
-    for flags, members in groups.items():
-        alternatives = dict.fromkeys(pattern.pattern for _, pattern in members)  # once each, in order
-        gate = compile("|".join(f"(?:{alternative})" for alternative in alternatives), flags) if len(members) > 1 else None
-        gated.append((gate, members))
-    return gated
+def _gate(members: list[tuple[Rule, Any]], compile: Callable[[str], Any]) -> tuple[Any, list[tuple[Rule, Any]]]:
+    """`members` behind a gate: the alternation of their patterns, which matches a text when any of
+    them does (None for a single member). The patterns share their flags (or set them inline), and
+    have no backreferences (RE2 refuses them), so renumbered groups change nothing."""
+    if len(members) < 2:
+        return None, members
+    alternatives = dict.fromkeys(pattern.pattern for _, pattern in members)  # once each, in order
+    return compile("|".join(f"(?:{alternative})" for alternative in alternatives)), members
 
 
 def _keyword_pattern(keyword: str, whole_word: bool) -> str:

@@ -15,7 +15,6 @@ import structlog
 
 from modwatch.moderation.detectors import (
     DETECTORS,
-    REGEX_TIMEOUT_SECONDS,
     Evidence,
     Material,
     TextMatcher,
@@ -146,16 +145,11 @@ class RuleSet:
         if waves:
             material = replace(material, waves=tuple(waves))
         evidence: list[Evidence] = []
-        timed_out: set[str] = set()
         for field, matcher in self._text_matchers.items():
             for snippet in material.texts.get(field, ()):
-                found = matcher.scan(snippet.text, timed_out)
+                found = matcher.scan(snippet.text)
                 evidence.extend(Evidence(rule, field, text, snippet.status_id) for rule, text in found)
         account_id = account.get("id")
-        for name in sorted(timed_out, key=self._position.__getitem__):
-            log.warning(
-                "rule_regex_timeout", rule=name, account_id=account_id, budget_ms=round(REGEX_TIMEOUT_SECONDS * 1000)
-            )
         for rule, find in self._account_rules:
             evidence.extend(find(rule, material, now))
 

@@ -24,11 +24,11 @@ from modwatch.mastodon.client import MastodonClient
 from modwatch.mastodon.errors import ForbiddenError, GoneError, MastodonError, RateLimitedError
 from modwatch.moderation import analysis, outcomes, polling, ratelimit, recent, reports, runtime
 from modwatch.moderation.followups import FollowUp, Sink, attach
+from modwatch.redis_keys import ANALYSIS_DEFERRED_KEY, OWN_ACCOUNT_KEY
 from modwatch.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
 
-OWN_ACCOUNT_KEY = "modwatch:mastodon:own_account_id"
 OWN_ACCOUNT_TTL = 3600
 
 
@@ -228,7 +228,7 @@ def decide(account: dict[str, Any], statuses: list[dict[str, Any]], source: str,
     """
     scored = scored or analysis.score(account, statuses, settings, runtime.current(settings))
     analysis.record(scored, source)
-    get_redis().delete(polling.DEFERRED_KEY.format(account_id=scored.account.get("id")))
+    get_redis().delete(ANALYSIS_DEFERRED_KEY.format(account_id=scored.account.get("id")))
     result: dict[str, Any] = {
         "outcome": "analysed",
         "account_id": str(scored.account.get("id")),
@@ -291,7 +291,7 @@ def _retry_later(account_id: str, source: str, wait: ratelimit.Wait) -> dict[str
     # A fresh id each time: the job asking may itself be the retry of an earlier slot.
     follow_up = FollowUp(account_id, source, f"analyze-{account_id}-retry-{uuid.uuid4().hex}", at=at, at_front=True)
     # Until a little after the slot: a poll meanwhile sees the account is already taken care of.
-    get_redis().set(polling.DEFERRED_KEY.format(account_id=account_id), follow_up.job_id,
+    get_redis().set(ANALYSIS_DEFERRED_KEY.format(account_id=account_id), follow_up.job_id,
                     exat=int(at.timestamp()) + DEFERRED_MARGIN_SECONDS)
     log.info("rate_limited_rescheduled", account_id=account_id, retry_at=at.isoformat(), job_id=follow_up.job_id)
     return attach({"outcome": "rate_limited", "account_id": account_id, "retry_job_id": follow_up.job_id,

@@ -22,13 +22,11 @@ from sqlalchemy import select
 from modwatch.connection import get_redis
 from modwatch.mastodon.client import MastodonClient
 from modwatch.moderation import reports
+from modwatch.redis_keys import OUTCOMES_NEXT_SYNC_KEY, OUTCOMES_SEEN_KEY, OUTCOMES_TALLY_KEY
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import AccountAnalysis, Report
 from modwatch.telemetry.metrics import RULE_VERDICTS
 
-SEEN_KEY = "modwatch:outcomes:seen"  # Mastodon report id -> verdict
-NEXT_SYNC_KEY = "modwatch:outcomes:next_sync"
-TALLY_KEY = "modwatch:outcomes:tally"  # "rule\tverdict" -> count
 VERDICTS = ("actioned", "dismissed")
 # Resolved reports looked at per sync: Mastodon's page maximum, newest first.
 SYNC_PAGE = 200
@@ -73,12 +71,12 @@ def record(admin_reports: list[dict[str, Any]]) -> dict[str, int]:
         # The account's report is closed: evidence held behind it becomes the next report.
         reports.mark_resolved(report_id)
         # HSETNX: the webhook and the sync may both see a report; only the first counts it.
-        if not connection.hsetnx(SEEN_KEY, report_id, verdict):
+        if not connection.hsetnx(OUTCOMES_SEEN_KEY, report_id, verdict):
             continue
         counted[verdict] += 1
         with connection.pipeline(transaction=False) as pipe:
             for rule in rules:
-                pipe.hincrby(TALLY_KEY, f"{rule}\t{verdict}", 1)
+                pipe.hincrby(OUTCOMES_TALLY_KEY, f"{rule}\t{verdict}", 1)
                 RULE_VERDICTS.labels(rule=rule, verdict=verdict).inc()
             pipe.execute()
     return counted
@@ -86,7 +84,7 @@ def record(admin_reports: list[dict[str, Any]]) -> dict[str, int]:
 
 def due(interval: int) -> bool:
     """True once per `interval` seconds across every worker (the first caller takes the turn)."""
-    return bool(get_redis().set(NEXT_SYNC_KEY, "1", nx=True, ex=interval))
+    return bool(get_redis().set(OUTCOMES_NEXT_SYNC_KEY, "1", nx=True, ex=interval))
 
 
 def sync(client: MastodonClient) -> dict[str, int]:
@@ -97,7 +95,7 @@ def sync(client: MastodonClient) -> dict[str, int]:
 def precision() -> dict[str, dict[str, Any]]:
     """Per rule: actioned and dismissed reports it contributed to, and the share actioned."""
     tally: dict[str, dict[str, Any]] = {}
-    for field, count in get_redis().hgetall(TALLY_KEY).items():
+    for field, count in get_redis().hgetall(OUTCOMES_TALLY_KEY).items():
         rule, _, verdict = field.decode().partition("\t")
         tally.setdefault(rule, {verdict: 0 for verdict in VERDICTS})[verdict] = int(count)
     for counts in tally.values():

@@ -24,13 +24,12 @@ from modwatch.connection import get_redis
 from modwatch.mastodon.client import MastodonClient, Page
 from modwatch.moderation import analysis, ratelimit, runtime
 from modwatch.moderation.followups import FollowUp, Sink
+from modwatch.redis_keys import ANALYSIS_DEFERRED_KEY
 from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import PollCursor
 
 PAGE_LIMIT = 100  # Mastodon's default page for admin accounts
-# Set while an analysis waits for a rate-limit slot (flows._retry_later): a poll adds no second one.
-DEFERRED_KEY = "modwatch:analysis:deferred:{account_id}"
 
 
 def source_of(origin: str) -> str:
@@ -122,7 +121,7 @@ def changed(items: list[dict[str, Any]], source: str) -> list[FollowUp]:
         return []
     with get_redis().pipeline(transaction=False) as pipe:
         for account_id in wanted.values():
-            pipe.exists(DEFERRED_KEY.format(account_id=account_id))
+            pipe.exists(ANALYSIS_DEFERRED_KEY.format(account_id=account_id))
         deferred = pipe.execute()
     return [FollowUp(account_id, source, job_id)
             for (job_id, account_id), waiting in zip(wanted.items(), deferred) if not waiting]

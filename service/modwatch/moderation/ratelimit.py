@@ -20,7 +20,7 @@ A family never seen starts from Mastodon's own limit and window (its reset on th
 the first day's reports are counted before any answer shows the report family's headers. Two
 answers of one window keep the lower remaining, as other workers have spent budget in between.
 
-The global family: `GATE_KEY` holds its last seen `limit`, `remaining` and `reset` (unix seconds),
+The global family: `RATELIMIT_GATE_KEY` holds its last seen `limit`, `remaining` and `reset` (unix seconds),
 and where the slots of deferred jobs have got to. Backlog work (analyses found by polling) leaves a
 reserve to webhook and manual work and to the polls' pages. The reserve is a rate, a share of each
 window: what it holds back at any moment is that share of the part of the window still ahead, so
@@ -46,10 +46,9 @@ import redis
 from modwatch.connection import get_redis
 from modwatch.mastodon.client import MastodonClient, RateLimit
 from modwatch.mastodon.families import FAMILIES, GLOBAL, PAGING, REPORTS, USER
+from modwatch.redis_keys import RATELIMIT_FAMILY_KEY, RATELIMIT_GATE_KEY
 from modwatch.telemetry.metrics import RATELIMIT_REMAINING, RATELIMIT_RESET, RATELIMIT_WAITS
 
-GATE_KEY = "modwatch:mastodon:ratelimit"
-FAMILY_KEY = "modwatch:mastodon:ratelimit:{family}"
 # Share of each window's budget that backlog work leaves to webhook and manual work and to polls.
 RESERVE_SHARE = 0.05
 # RQ rounds a slot up to the whole second, and its scheduler moves due jobs once a second.
@@ -161,7 +160,7 @@ class Wait:
 
 
 def key_of(family: str) -> str:
-    return GATE_KEY if family == GLOBAL.name else FAMILY_KEY.format(family=family)
+    return RATELIMIT_GATE_KEY if family == GLOBAL.name else RATELIMIT_FAMILY_KEY.format(family=family)
 
 
 def _at(seconds: bytes | str | float) -> datetime:
@@ -217,7 +216,7 @@ def _both(connection: redis.Redis, now: float, limits: list[tuple[str, int, floa
 
 def _acquire_global(connection: redis.Redis, now: float, priority: bool, book: bool) -> Wait | None:
     answer = connection.register_script(_ACQUIRE)(
-        keys=[GATE_KEY], args=[repr(now), int(priority), int(book), RESERVE_SHARE, SLOT_MARGIN_SECONDS])
+        keys=[RATELIMIT_GATE_KEY], args=[repr(now), int(priority), int(book), RESERVE_SHARE, SLOT_MARGIN_SECONDS])
     if answer is None:
         return None
     slot, reset = answer

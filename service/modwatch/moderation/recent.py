@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 from modwatch.connection import get_redis
+from modwatch.redis_keys import RECENT_POSTS_KEY
 
-KEY = "modwatch:recent_posts:{account_id}"
 KEEP = 20
 TTL_SECONDS = 3 * 24 * 3600
 # The embedded account is kept apart (the freshest one wins); everything else of a status is kept.
@@ -30,7 +30,7 @@ def remember(status: dict[str, Any]) -> None:
     account_id, status_id = str(account.get("id", "")), str(status.get("id", ""))
     if not account_id.isdigit() or not status_id.isdigit():
         return
-    key = KEY.format(account_id=account_id)
+    key = RECENT_POSTS_KEY.format(account_id=account_id)
     stored = {name: value for name, value in status.items() if name not in _DROPPED}
     connection = get_redis()
     with connection.pipeline(transaction=False) as pipe:
@@ -44,12 +44,12 @@ def remember(status: dict[str, Any]) -> None:
 
 
 def forget(account_id: str, status_id: str) -> None:
-    get_redis().hdel(KEY.format(account_id=account_id), status_id)
+    get_redis().hdel(RECENT_POSTS_KEY.format(account_id=account_id), status_id)
 
 
 def recall(account_id: str) -> list[dict[str, Any]]:
     """The remembered posts of an account, newest first."""
-    stored = get_redis().hgetall(KEY.format(account_id=account_id))
+    stored = get_redis().hgetall(RECENT_POSTS_KEY.format(account_id=account_id))
     posts = [json.loads(value) for value in stored.values()]
     return sorted(posts, key=lambda post: _order(str(post.get("id", ""))), reverse=True)
 

@@ -47,6 +47,7 @@ from modwatch.mastodon.errors import (
 from modwatch.mastodon import families
 from modwatch.moderation import ratelimit, runtime
 from modwatch.moderation.analysis import Scored, domain_of
+from modwatch.redis_keys import DOMAIN_VIOLATIONS_KEY, REPORT_BUDGET_SYNCED_KEY
 from modwatch.settings import Settings
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import OPEN_STATES, AuditEntry, DomainViolation, Report
@@ -54,7 +55,6 @@ from modwatch.telemetry.metrics import REPORTS
 
 log = structlog.get_logger(__name__)
 
-DOMAIN_VIOLATIONS_KEY = "modwatch:domain_violations"
 MARKER_PREFIX = "modwatch:"
 # Longer than a filing can take (client timeout 10 s, the lookups, a refile after a 404): a live
 # claim is never taken over, and a killed worker's claim lapses by itself.
@@ -76,7 +76,6 @@ RESOLUTION_CHECK_SECONDS = 600
 MAX_STATUS_CHECKS = 10
 # The day's report budget is read from Mastodon's listing of our own reports once a day: at most two
 # pages of 200 per listing (400 reports a day), open and resolved.
-BUDGET_SYNCED_KEY = "modwatch:reports:budget_synced:{reset}"
 BUDGET_PAGES = 2
 # A refused token is an operator's to fix: pending rows try again this much later.
 UNAUTHORIZED_RETRY_SECONDS = 300
@@ -340,7 +339,7 @@ def sync_report_budget(client: MastodonClient) -> int | None:
     """
     now = _now().timestamp()
     reset = (now // families.REPORTS.period + 1) * families.REPORTS.period
-    key = BUDGET_SYNCED_KEY.format(reset=int(reset))
+    key = REPORT_BUDGET_SYNCED_KEY.format(reset=int(reset))
     if get_redis().exists(key):
         return None
     _gate()

@@ -18,15 +18,11 @@ import redis
 import structlog
 
 from modwatch.connection import get_redis
+from modwatch.redis_keys import RUNTIME_ENV_KEY, RUNTIME_KEY, RUNTIME_META_KEY
 from modwatch.settings import Settings, get_settings
 from modwatch.storage.db import session_scope
 from modwatch.storage.models import AuditEntry
 
-RUNTIME_KEY = "modwatch:runtime"
-# Per override: {"since": ISO time, "by": who}.
-META_KEY = "modwatch:runtime:meta"
-# The environment's values the last process started with, to notice a new one at the next start.
-ENV_KEY = "modwatch:runtime:env"
 SWITCHES = ("dry_run", "panic_stop", "report_threshold")
 AUDIT_DECISION = "runtime_switch"
 _TRUE = {"1", "true", "yes", "on"}
@@ -70,10 +66,10 @@ def update(changes: dict, by: str = "internal", connection: redis.Redis | None =
         with connection.pipeline() as pipe:
             if values:
                 pipe.hset(RUNTIME_KEY, mapping=values)
-                pipe.hset(META_KEY, mapping={name: json.dumps({"since": since, "by": by}) for name in values})
+                pipe.hset(RUNTIME_META_KEY, mapping={name: json.dumps({"since": since, "by": by}) for name in values})
             if cleared:
                 pipe.hdel(RUNTIME_KEY, *cleared)
-                pipe.hdel(META_KEY, *cleared)
+                pipe.hdel(RUNTIME_META_KEY, *cleared)
             pipe.execute()
 
 
@@ -91,7 +87,7 @@ def _shown(value: Any) -> str:
 
 def overrides_meta(connection: redis.Redis | None = None) -> dict[str, dict[str, str]]:
     """Since when and by whom each override in force was set."""
-    stored = (connection or get_redis()).hgetall(META_KEY)
+    stored = (connection or get_redis()).hgetall(RUNTIME_META_KEY)
     return {name.decode(): json.loads(value) for name, value in stored.items()}
 
 
@@ -100,11 +96,11 @@ def note_environment(settings: Settings, connection: redis.Redis | None = None) 
     which runtime overrides are in force over the environment, since when and by whom."""
     connection = connection or get_redis()
     env = {"dry_run": settings.dry_run, "panic_stop": settings.panic_stop, "report_threshold": settings.report_threshold}
-    previous = {name.decode(): json.loads(value) for name, value in connection.hgetall(ENV_KEY).items()}
+    previous = {name.decode(): json.loads(value) for name, value in connection.hgetall(RUNTIME_ENV_KEY).items()}
     if previous and previous != env:
         with session_scope() as session:
             _audit(session, {**env, **previous}, env, "env")
-    connection.hset(ENV_KEY, mapping={name: json.dumps(value) for name, value in env.items()})
+    connection.hset(RUNTIME_ENV_KEY, mapping={name: json.dumps(value) for name, value in env.items()})
     stored = {name.decode(): value.decode() for name, value in connection.hgetall(RUNTIME_KEY).items()}
     if stored:
         log.warning("runtime_overrides_in_force", overrides=stored, environment=env, set=overrides_meta(connection),

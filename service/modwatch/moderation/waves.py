@@ -31,9 +31,8 @@ from urllib.parse import urlsplit
 from modwatch.moderation.detectors import Material, Post, WaveMatch
 from modwatch.moderation.domains import covered
 from modwatch.moderation.text import domain_of
+from modwatch.redis_keys import WAVE_KEY_PREFIX as KEY_PREFIX, WAVES_ACTIVE_KEY as ACTIVE_KEY
 
-KEY_PREFIX = "modwatch:wave:"
-ACTIVE_KEY = "modwatch:waves:active"
 MAX_MEMBERS = 200  # accounts remembered per fingerprint: enough to call it a wave many times over
 MIN_TEXT_CHARS = 16  # "hi", "thanks!" are what everybody writes
 SHINGLE = 4

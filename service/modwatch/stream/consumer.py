@@ -41,6 +41,7 @@ from modwatch.mastodon.client import MastodonClient
 from modwatch.mastodon.errors import MastodonError
 from modwatch.moderation import ratelimit
 from modwatch.moderation.stream_analysis import Deleted, Received, Seen, Window, analyse_batch, last_status_id, save_cursor
+from modwatch.redis_keys import STREAM_HEARTBEAT_KEY, STREAM_LEASE_KEY
 from modwatch.settings import Settings
 from modwatch.stream.listener import EventListener
 from modwatch.telemetry.metrics import (
@@ -57,9 +58,6 @@ from modwatch.telemetry.metrics import (
 log = structlog.get_logger(__name__)
 tracer = trace.get_tracer("modwatch.stream")
 
-LEASE_KEY = "modwatch:stream:leader"
-# Per host, refreshed every lease tick by active and standby consumers alike: `modwatch healthcheck stream`.
-HEARTBEAT_KEY = "modwatch:stream:heartbeat:{host}"
 BACKOFF_FIRST_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 60.0
 GAP_PAGE = 40  # Mastodon's page maximum for timelines
@@ -81,7 +79,7 @@ class Consumer:
         self.report = report
         self.client_factory = client_factory or (lambda: MastodonClient.from_settings(settings))
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease = connection.lock(LEASE_KEY, timeout=settings.stream_lease_seconds, thread_local=False)
+        self.lease = connection.lock(STREAM_LEASE_KEY, timeout=settings.stream_lease_seconds, thread_local=False)
         # Bounded: when analysis falls behind, the backlog waits in the socket and on the server
         # (TCP backpressure) instead of piling up here as objects every garbage collection walks.
         self.items: queue.Queue[Received | Deleted | GapFilled] = queue.Queue(maxsize=4 * settings.stream_batch_size)
@@ -115,7 +113,7 @@ class Consumer:
 
     def tick(self) -> None:
         try:
-            self.connection.set(HEARTBEAT_KEY.format(host=socket.gethostname()), time.time(),
+            self.connection.set(STREAM_HEARTBEAT_KEY.format(host=socket.gethostname()), time.time(),
                                 ex=3 * self.settings.stream_lease_seconds)
             if self.active:
                 self.lease.reacquire()
@@ -294,7 +292,7 @@ class Consumer:
 
 def healthy_on_host(connection: redis.Redis, host: str | None = None) -> bool:
     """A consumer on this host (active or standing by) ticked within three leases."""
-    return connection.exists(HEARTBEAT_KEY.format(host=host or socket.gethostname())) == 1
+    return connection.exists(STREAM_HEARTBEAT_KEY.format(host=host or socket.gethostname())) == 1
 
 
 def _int(value: str | None) -> int | None:

@@ -30,14 +30,17 @@ from rq.utils import str_to_date
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from modwatch.connection import get_redis
+from modwatch.redis_keys import (
+    DOMAIN_VIOLATIONS_KEY,
+    QUEUE_STATS_DURATION_KEY,
+    QUEUE_STATS_LAST_SUCCESS_KEY,
+    RUNTIME_KEY,
+    SCHEDULER_HEARTBEAT_KEY,
+)
 from modwatch.settings import get_settings
 
 log = structlog.get_logger(__name__)
 
-LAST_SUCCESS_KEY = "modwatch:queue_stats:last_success"
-DURATION_KEY = "modwatch:queue_stats:duration"
-RUNTIME_KEY = "modwatch:runtime"
-DOMAIN_VIOLATIONS_KEY = "modwatch:domain_violations"
 TOP_DOMAINS = 20
 WORKER_STATES = ("idle", "busy", "suspended")
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -183,8 +186,8 @@ def record(queues: Sequence[str], connection: redis.Redis | None = None) -> dict
     stats, _ = collect(connection, [QueueKeys.of(name) for name in queues])
     duration = time.perf_counter() - started
     with connection.pipeline() as pipe:
-        pipe.set(LAST_SUCCESS_KEY, time.time())
-        pipe.set(DURATION_KEY, duration)
+        pipe.set(QUEUE_STATS_LAST_SUCCESS_KEY, time.time())
+        pipe.set(QUEUE_STATS_DURATION_KEY, duration)
         pipe.execute()
     return {"queues": stats, "duration_seconds": duration}
 
@@ -196,10 +199,10 @@ def _flag(value: bytes | None, default: bool) -> int:
 class QueueStatsCollector(Collector):
     """Reads queue health from Redis when Prometheus scrapes the API (see the module docstring)."""
 
-    def __init__(self, queues: Sequence[str], scheduler_heartbeat_key: str) -> None:
+    def __init__(self, queues: Sequence[str]) -> None:
         self.queues = [QueueKeys.of(name) for name in queues]
         self.extra = (
-            ("mget", (LAST_SUCCESS_KEY, DURATION_KEY, scheduler_heartbeat_key)),
+            ("mget", (QUEUE_STATS_LAST_SUCCESS_KEY, QUEUE_STATS_DURATION_KEY, SCHEDULER_HEARTBEAT_KEY)),
             ("hmget", (RUNTIME_KEY, "dry_run", "panic_stop")),
             ("zrevrange", (DOMAIN_VIOLATIONS_KEY, 0, TOP_DOMAINS - 1, True)),
         )
@@ -249,9 +252,9 @@ def add_queue_stats(families: dict[str, GaugeMetricFamily], queues: dict[str, An
 _collector: QueueStatsCollector | None = None
 
 
-def register_collector(queues: Sequence[str], scheduler_heartbeat_key: str) -> None:
+def register_collector(queues: Sequence[str]) -> None:
     """Serve queue health from this process's default registry (the API process only); idempotent."""
     global _collector
     if _collector is None:
-        _collector = QueueStatsCollector(queues, scheduler_heartbeat_key)
+        _collector = QueueStatsCollector(queues)
         REGISTRY.register(_collector)

@@ -18,6 +18,8 @@ import structlog
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from modwatch.redis_keys import TRACE_KEY
+
 log = structlog.get_logger(__name__)
 
 TRACE_TTL_SECONDS = 3600
@@ -25,7 +27,7 @@ MAX_SPANS_PER_TRACE = 1000
 
 
 def trace_key(trace_id: str) -> str:
-    return f"modwatch:trace:{trace_id}"
+    return TRACE_KEY.format(trace_id=trace_id)
 
 
 def _plain(value: Any) -> Any:
