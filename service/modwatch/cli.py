@@ -59,11 +59,12 @@ def note_runtime_switches(settings: Settings) -> None:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from modwatch.connection import get_redis
+    from modwatch.connection import get_redis, wait_through_outages
     from modwatch.jobs.metric_series import start_at_zero
     from modwatch.jobs.worker import run_worker, serve_metrics
 
     settings = _start("worker")
+    wait_through_outages(settings.worker_redis_outage_seconds)
     start_at_zero("worker")
     check_mastodon_version(settings)
     port = args.metrics_port if args.metrics_port is not None else settings.metrics_port

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     poll_admin_accounts_interval: int = Field(30, gt=0, description="Seconds between remote admin account polls.")
     poll_admin_accounts_local_interval: int = Field(30, gt=0, description="Seconds between local admin account polls.")
     report_outcomes_interval: int = Field(300, gt=0, description="Seconds between reads of moderators' verdicts on modwatch's reports.")
+    worker_redis_outage_seconds: int = Field(120, ge=0, description=(
+        "Seconds a worker and its running job keep retrying Redis while it is unreachable, before the worker exits "
+        "(the API answers 503 at once instead)."))
     queue_stats_interval: int = Field(15, gt=0, description="Seconds between queue statistics collections.")
     report_filing_interval: int = Field(15, gt=0, description="Seconds between runs filing the report decisions that wait.")
     poll_max_pages: int = Field(5, gt=0, le=100, description="Admin account pages fetched per poll run.")

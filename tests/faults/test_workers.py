@@ -7,7 +7,7 @@ import time
 
 import redis
 from fastapi.testclient import TestClient
-from rq import Retry
+from rq import Queue, Retry
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
@@ -116,3 +116,25 @@ def test_two_schedulers_and_a_worker_run_each_recurring_job_once_per_interval(fa
     # shorter than the interval: the bound is loose on purpose.
     assert gaps and gaps[0] > 0.3, gaps
     assert all(result.type == result.Type.SUCCESSFUL for result in runs)
+
+
+def test_a_worker_waits_through_a_redis_outage_and_its_running_job_finishes(fault_env, private_redis, tmp_path):
+    # Without WORKER_REDIS_OUTAGE_SECONDS the worker died on its first failed heartbeat and left the job
+    # "started" until RQ's 10-minute cleanup called it abandoned (the Redis outage drill saw both).
+    env = {**fault_env, "REDIS_URL": private_redis.url, "WORKER_REDIS_OUTAGE_SECONDS": "60"}
+    conn = redis.Redis.from_url(private_redis.url)
+    job = Queue(WEBHOOKS, connection=conn).enqueue("faultjobs.slow", "outage", 4, job_id="running-in-outage")
+    worker = modwatch("worker", WEBHOOKS, env=env, log=tmp_path / "worker.log")
+    try:
+        wait_for(lambda: conn.get("faults:outage:started"), "the job to start", 60)
+        private_redis.stop()
+        time.sleep(8)  # the job ends while Redis is away, and the worker misses heartbeats
+        assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+        private_redis.start()
+        wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED, "the job to finish", 60,
+                 ignoring=(redis.RedisError,))
+        assert worker.poll() is None
+        assert conn.get("faults:outage:finished") == b"1" and conn.get("faults:outage:started") == b"1"
+        assert started_entries(conn) == {}
+    finally:
+        stop(worker)

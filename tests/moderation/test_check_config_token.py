@@ -65,3 +65,19 @@ def test_a_rule_naming_an_instance_rule_that_does_not_exist_is_named(modwatch_en
 def test_parent_scopes_cover_their_children():
     assert covered("admin:read:accounts", {"admin:read"}) and covered("write:reports", {"write"})
     assert not covered("admin:read:reports", {"read", "write"})
+
+
+def test_a_worker_starting_names_a_stale_instance_rule_id_in_its_log(modwatch_env, sim, tmp_path):
+    from structlog.testing import capture_logs
+
+    from modwatch.cli import check_mastodon_version
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(STALE_RULES)
+    modwatch_env(redis_db_url(12), INSTANCE_BASE=sim.base_url, MASTODON_ACCESS_TOKEN=DEFAULT_ADMIN_TOKEN,
+                 RULES_FILE=str(rules))
+    with capture_logs() as logs:
+        check_mastodon_version(get_settings())  # what `modwatch worker` runs before its first job
+    stale = [entry for entry in logs if entry["event"] == "instance_rule_ids_stale"]
+    assert len(stale) == 1 and stale[0]["log_level"] == "error", logs
+    assert "rule 'threats' names instance rule id 9" in stale[0]["error"]

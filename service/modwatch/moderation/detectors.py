@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 from pydantic import model_validator
 
 from modwatch.moderation.domains import covered
-from modwatch.moderation.patterns import REGEX_FLAGS, compile_combined, compile_pattern
+from modwatch.moderation.patterns import REGEX_FLAGS, compile_pattern
 from modwatch.moderation.schema import (
     LINK_FIELDS,
     TEXT_FIELDS,
@@ -43,7 +43,7 @@ from modwatch.moderation.text import domain_of, parse_html, plain
 
 MAX_EVIDENCE_CHARS = 200
 # Texts whose matches each TextMatcher remembers: about 150 bytes a text (most match nothing), so
-# 3 MB per text field at most.
+# 3 MB per matcher at most.
 SCAN_CACHE_SIZE = 20_000
 _WORD = re.compile(r"\w+")
 _PLAIN_WORDS = re.compile(r"\w+(?:\s+\w+)*")
@@ -214,13 +214,15 @@ class TextMatcher:
     Whole-word keywords made of words (the usual kind) are looked up in dicts keyed by a text's
     words and short phrases, so the cost does not grow with the number of keywords. Other
     keywords (`whole_word: false`, or with punctuation such as `bit.ly`) get one `re` pattern per
-    rule: escaped literals, which cannot backtrack. Regex rules run on RE2 (patterns.py), in time
-    linear in the text.
+    rule: escaped literals, which cannot backtrack. Those with the same flags sit behind a gate: one
+    search for all of them at once (`_gate`). Most texts match none of them, and then cost that one
+    search instead of one per rule; when the gate matches, each pattern runs on its own, so every
+    rule still reports its own first match.
 
-    Patterns with the same flags sit behind a gate: one search for all of them at once
-    (`_gate`). Most texts match none of them, and then cost that one search instead of one per
-    rule; when the gate matches, each pattern runs on its own, so every rule still reports its
-    own first match. Regex rules carry their flags inline, so they all share one gate.
+    Regex rules run on RE2 (patterns.py), in time linear in the text, one search each. A gate does
+    not pay there: the alternation of the default rules' patterns made the corpus slower to score
+    (0.87 s against 0.56 s), and of 120 patterns with Unicode classes, slower than the 120 searches
+    (RE2's automaton for it outgrows its cache) and seconds to compile.
 
     What a text matched is remembered (`SCAN_CACHE_SIZE` texts per matcher, least recently used
     forgotten): an account's recent posts are scanned again at each of its analyses (the stream
@@ -243,9 +245,8 @@ class TextMatcher:
         by_flags: dict[int, list[tuple[Rule, re.Pattern[str]]]] = defaultdict(list)
         for rule, pattern in self.keyword_patterns:
             by_flags[pattern.flags].append((rule, pattern))
-        self.gates = [_gate(members, lambda source: re.compile(source, flags)) for flags, members in by_flags.items()]
-        if regexes:
-            self.gates.append(_gate(regexes, compile_combined))
+        self.keyword_gates = [_gate(members, flags) for flags, members in by_flags.items()]
+        self.regexes = regexes
 
     def _add_keywords(self, rule: Rule) -> None:
         case_sensitive, whole_word = rule.params["case_sensitive"], rule.params["whole_word"]
@@ -280,13 +281,11 @@ class TextMatcher:
     def _scan(self, text: str) -> Iterator[tuple[Rule, str]]:
         if self.phrases[True] or self.phrases[False]:
             yield from self._scan_words(text)
-        for gate, members in self.gates:
+        for gate, members in self.keyword_gates:
             if gate is not None and not gate.search(text):
                 continue
-            for rule, pattern in members:
-                match = pattern.search(text)
-                if match:
-                    yield rule, _clip(match.group())
+            yield from _first_matches(members, text)
+        yield from _first_matches(self.regexes, text)
 
     def _scan_words(self, text: str) -> Iterator[tuple[Rule, str]]:
         words = list(_WORD.finditer(text))
@@ -306,14 +305,20 @@ class TextMatcher:
                 exact, folded = f"{exact} {words[end].group()}", f"{folded} {words[end].group().casefold()}"
 
 
-def _gate(members: list[tuple[Rule, Any]], compile: Callable[[str], Any]) -> tuple[Any, list[tuple[Rule, Any]]]:
-    """`members` behind a gate: the alternation of their patterns, which matches a text when any of
-    them does (None for a single member). The patterns share their flags (or set them inline), and
-    have no backreferences (RE2 refuses them), so renumbered groups change nothing."""
+def _first_matches(members: list[tuple[Rule, Any]], text: str) -> Iterator[tuple[Rule, str]]:
+    for rule, pattern in members:
+        match = pattern.search(text)
+        if match:
+            yield rule, _clip(match.group())
+
+
+def _gate(members: list[tuple[Rule, re.Pattern[str]]], flags: int) -> tuple[re.Pattern[str] | None, list[tuple[Rule, re.Pattern[str]]]]:
+    """`members` (keyword patterns with the same flags) behind a gate: the alternation of their
+    patterns, which matches a text when any of them does (None for a single member)."""
     if len(members) < 2:
         return None, members
     alternatives = dict.fromkeys(pattern.pattern for _, pattern in members)  # once each, in order
-    return compile("|".join(f"(?:{alternative})" for alternative in alternatives)), members
+    return re.compile("|".join(f"(?:{alternative})" for alternative in alternatives), flags), members
 
 
 def _keyword_pattern(keyword: str, whole_word: bool) -> str:

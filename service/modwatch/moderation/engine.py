@@ -121,7 +121,15 @@ class RuleSet:
         text_rules = {
             field: [rule for rule in enabled if DETECTORS[rule.detector].find is None and field in rule.fields] for field in TEXT_FIELDS
         }
-        self._text_matchers = {field: TextMatcher(rules) for field, rules in text_rules.items() if rules}
+        # Fields read by the same rules (most rules read every text field) share one matcher, compiled once.
+        matchers: dict[tuple[str, ...], TextMatcher] = {}
+        self._text_matchers: dict[str, TextMatcher] = {}
+        for field, rules in text_rules.items():
+            if rules:
+                key = tuple(rule.name for rule in rules)
+                if key not in matchers:
+                    matchers[key] = TextMatcher(rules)
+                self._text_matchers[field] = matchers[key]
         self._account_rules = [(rule, find) for rule in enabled if (find := DETECTORS[rule.detector].find)]
 
     @property
