@@ -342,15 +342,16 @@ class PostingRateRule(DetectorRule):
 def posting_rate(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     """More than `max_statuses` statuses inside some `window_seconds` window: the busiest window is the evidence."""
     window = timedelta(seconds=rule.params["window_seconds"])
-    timed = sorted((post for post in material.posts if post.created_at), key=lambda post: post.created_at)
+    timed = sorted(((post.created_at, post) for post in material.posts if post.created_at is not None),
+                   key=lambda item: item[0])
     best: tuple[int, int] = (0, 0)
     first = 0
-    for last, post in enumerate(timed):
-        while post.created_at - timed[first].created_at > window:
+    for last, (created_at, _) in enumerate(timed):
+        while created_at - timed[first][0] > window:
             first += 1
         if last + 1 - first > best[1] - best[0]:
             best = (first, last + 1)
-    burst = timed[best[0] : best[1]]
+    burst = [post for _, post in timed[best[0] : best[1]]]
     if len(burst) <= rule.params["max_statuses"]:
         return []
     summary = f"{len(burst)} statuses within {rule.params['window_seconds']}s"

@@ -223,9 +223,10 @@ class RulesCache:
                     raise RulesError(f"{self.path.name}: cannot read {self.path}: {exc.strerror}") from None
                 log.error("rules_reload_failed", path=str(self.path), error=exc.strerror, kept_hash=self._ruleset.hash)
                 return self._ruleset
-            if signature != self._signature or self._ruleset is None:
-                self._reload(signature)
-            return self._ruleset
+            ruleset = self._ruleset
+            if signature != self._signature or ruleset is None:
+                return self._reload(signature)
+            return ruleset
 
     def _list_signatures(self) -> list[tuple[int, int]]:
         out = []
@@ -237,16 +238,18 @@ class RulesCache:
                 out.append((-1, -1))  # gone: reloading reports it, and the rules in force stay
         return out
 
-    def _reload(self, signature: tuple[tuple[int, int], ...]) -> None:
+    def _reload(self, signature: tuple[tuple[int, int], ...]) -> RuleSet:
+        """The rule set in force after reading the file: the new one, or the previous one if it is invalid."""
+        # Remember the version even when it is invalid, so a bad file is reported once, not per call.
+        self._signature = signature
         try:
             ruleset = load_rules(self.path)
         except RulesError as exc:
             if self._ruleset is None:
                 raise
             log.error("rules_reload_failed", path=str(self.path), error=str(exc), kept_hash=self._ruleset.hash)
-        else:
-            if self._ruleset is None or ruleset.hash != self._ruleset.hash:
-                log.info("rules_loaded", path=str(self.path), hash=ruleset.hash, rules=len(ruleset.rules))
-            self._ruleset = ruleset
-        # Remember the version even when it was invalid, so a bad file is reported once, not per call.
-        self._signature = signature
+            return self._ruleset
+        if self._ruleset is None or ruleset.hash != self._ruleset.hash:
+            log.info("rules_loaded", path=str(self.path), hash=ruleset.hash, rules=len(ruleset.rules))
+        self._ruleset = ruleset
+        return ruleset
