@@ -99,11 +99,14 @@ def test_rules_behind_one_gate_each_report_their_own_first_match(ruleset):
         {"name": "exact", "detector": "regex", "pattern": r"Free Money"},  # no flags: the others' (?i) must not reach it
         {"name": "short-links", "detector": "keyword", "keywords": ["bit.ly", "t.co"]},
         {"name": "shop", "detector": "keyword", "keywords": ["shop.example"]},
+        {"name": "exact-shop", "detector": "keyword", "keywords": ["Shop.Example"], "case_sensitive": True},
     )
     matcher = rules._text_matchers["status_text"]
-    # Keyword patterns share a gate per flags; regex rules carry their flags inline and share one gate.
-    assert [[rule.name for rule, _ in members] for gate, members in matcher.gates if gate is not None] == [
-        ["short-links", "shop"], ["casino", "telegram", "casino-again", "shouting", "exact"]]
+    # Keyword patterns share a gate per flags; regex rules run one RE2 search each.
+    assert [[rule.name for rule, _ in members] for gate, members in matcher.keyword_gates] == [
+        ["short-links", "shop"], ["exact-shop"]]
+    assert [gate is None for gate, _ in matcher.keyword_gates] == [False, True]
+    assert [rule.name for rule, _ in matcher.regexes] == ["casino", "telegram", "casino-again", "shouting", "exact"]
     found = hits(rules, statuses=[
         status(1, "CASINO  bonus at t.me/spamchan and bit.ly/x"),
         status(2, "WIN BIG, free money, visit shop.example"),
@@ -113,6 +116,14 @@ def test_rules_behind_one_gate_each_report_their_own_first_match(ruleset):
         ("1", "casino", "CASINO  bonus"), ("1", "casino-again", "CASINO  bonus"), ("1", "short-links", "bit.ly"),
         ("1", "telegram", "t.me/spamchan"), ("2", "shop", "shop.example"), ("2", "shouting", "WIN BIG"),
     ]
+
+
+def test_fields_read_by_the_same_rules_share_one_matcher(ruleset):
+    rules = ruleset({"name": "everywhere", "detector": "regex", "pattern": r"\w+x"},
+                    {"name": "bio-only", "detector": "keyword", "keywords": ["crypto"], "fields": ["note"]})
+    matchers = rules._text_matchers
+    assert matchers["status_text"] is matchers["display_name"] is matchers["spoiler_text"]
+    assert matchers["note"] is not matchers["status_text"]
 
 
 # -- posting_rate --

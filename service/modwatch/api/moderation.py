@@ -5,7 +5,8 @@ Every route needs the API key.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, cast
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -34,8 +35,9 @@ ACCOUNT_HISTORY = 20
 Number = int | float
 
 
-def _iso(value) -> str | None:
-    return aware(value).isoformat() if value is not None else None
+def _iso(value: datetime | None) -> str | None:
+    moment = aware(value)
+    return moment.isoformat() if moment is not None else None
 
 
 class ReportView(BaseModel):
@@ -67,7 +69,7 @@ class ReportView(BaseModel):
 def report_view(row: Report) -> ReportView:
     return ReportView(
         id=row.id,
-        state=row.state,
+        state=cast(ReportState, row.state),
         dry_run=row.dry_run,
         account_id=row.account_id,
         domain=row.domain,
@@ -147,7 +149,7 @@ class Approved(BaseModel):
 class AuditView(BaseModel):
     at: str | None
     decision: str
-    source: str
+    source: str | None
     reason: str | None
 
 
@@ -334,8 +336,11 @@ class SettingDefaults(BaseModel):
     report_threshold: Number
 
 
+Source = Literal["runtime", "env", "rules_file"]
+
+
 class SettingSource(BaseModel):
-    source: Literal["runtime", "env", "rules_file"]
+    source: Source
     # For a runtime override only (absent otherwise): since when, and the key fingerprint that set it.
     since: str | None = None
     by: str | None = None
@@ -361,8 +366,8 @@ def settings_view(settings: Settings) -> RuntimeSettings:
     switches = runtime.current(settings)
     rules_threshold = _rules_or_503(lambda: analysis.current_rules(settings)).report_threshold
     overrides = runtime.overrides_meta()
-    default_sources = {"dry_run": "env", "panic_stop": "env",
-                       "report_threshold": "rules_file" if rules_threshold is not None else "env"}
+    default_sources: dict[str, Source] = {"dry_run": "env", "panic_stop": "env",
+                                          "report_threshold": "rules_file" if rules_threshold is not None else "env"}
     with session_scope() as session:
         history = session.scalars(select(AuditEntry).where(AuditEntry.decision == runtime.AUDIT_DECISION)
                                   .order_by(AuditEntry.id.desc()).limit(SETTINGS_HISTORY)).all()

@@ -121,7 +121,15 @@ class RuleSet:
         text_rules = {
             field: [rule for rule in enabled if DETECTORS[rule.detector].find is None and field in rule.fields] for field in TEXT_FIELDS
         }
-        self._text_matchers = {field: TextMatcher(rules) for field, rules in text_rules.items() if rules}
+        # Fields read by the same rules (most rules read every text field) share one matcher, compiled once.
+        matchers: dict[tuple[str, ...], TextMatcher] = {}
+        self._text_matchers: dict[str, TextMatcher] = {}
+        for field, rules in text_rules.items():
+            if rules:
+                key = tuple(rule.name for rule in rules)
+                if key not in matchers:
+                    matchers[key] = TextMatcher(rules)
+                self._text_matchers[field] = matchers[key]
         self._account_rules = [(rule, find) for rule in enabled if (find := DETECTORS[rule.detector].find)]
 
     @property
@@ -215,9 +223,10 @@ class RulesCache:
                     raise RulesError(f"{self.path.name}: cannot read {self.path}: {exc.strerror}") from None
                 log.error("rules_reload_failed", path=str(self.path), error=exc.strerror, kept_hash=self._ruleset.hash)
                 return self._ruleset
-            if signature != self._signature or self._ruleset is None:
-                self._reload(signature)
-            return self._ruleset
+            ruleset = self._ruleset
+            if signature != self._signature or ruleset is None:
+                return self._reload(signature)
+            return ruleset
 
     def _list_signatures(self) -> list[tuple[int, int]]:
         out = []
@@ -229,16 +238,18 @@ class RulesCache:
                 out.append((-1, -1))  # gone: reloading reports it, and the rules in force stay
         return out
 
-    def _reload(self, signature: tuple[tuple[int, int], ...]) -> None:
+    def _reload(self, signature: tuple[tuple[int, int], ...]) -> RuleSet:
+        """The rule set in force after reading the file: the new one, or the previous one if it is invalid."""
+        # Remember the version even when it is invalid, so a bad file is reported once, not per call.
+        self._signature = signature
         try:
             ruleset = load_rules(self.path)
         except RulesError as exc:
             if self._ruleset is None:
                 raise
             log.error("rules_reload_failed", path=str(self.path), error=str(exc), kept_hash=self._ruleset.hash)
-        else:
-            if self._ruleset is None or ruleset.hash != self._ruleset.hash:
-                log.info("rules_loaded", path=str(self.path), hash=ruleset.hash, rules=len(ruleset.rules))
-            self._ruleset = ruleset
-        # Remember the version even when it was invalid, so a bad file is reported once, not per call.
-        self._signature = signature
+            return self._ruleset
+        if self._ruleset is None or ruleset.hash != self._ruleset.hash:
+            log.info("rules_loaded", path=str(self.path), hash=ruleset.hash, rules=len(ruleset.rules))
+        self._ruleset = ruleset
+        return ruleset

@@ -11,12 +11,13 @@ ASCII. `unicode_classes` rewrites them to RE2's Unicode properties unless the ru
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import re2
 
 # Flag names of the rules file and the inline flags RE2 knows them by (`ascii`: keep RE2's own
-# ASCII classes). Written inline, a rule's flags stay with its pattern inside a combined gate.
+# ASCII classes).
 REGEX_FLAGS = {"ignorecase": "i", "multiline": "m", "dotall": "s", "ascii": ""}
 # Python's Unicode classes as RE2 class members: \w is str.isalnum() or `_`, \d the decimal digits
 # (Nd), \s str.isspace() (ASCII whitespace, the separators \x1c-\x1f, NEL and every Z character).
@@ -79,6 +80,10 @@ def unicode_classes(pattern: str) -> str:
     return "".join(out)
 
 
+# Compiled patterns are immutable and safe to share between threads; a rule's pattern is compiled
+# once for validation and matching, and again only when it changes (a reload keeps the others).
+# Unicode classes make compiling slow (`\w{3,20}` is 15 ms: twenty copies of every letter).
+@lru_cache(maxsize=1024)
 def compile_pattern(pattern: str, flag_names: tuple[str, ...]) -> Any:
     """A regex rule's pattern as the engine runs it; ValueError saying why RE2 refuses it."""
     flags = "".join(REGEX_FLAGS[name] for name in flag_names)
@@ -88,9 +93,3 @@ def compile_pattern(pattern: str, flag_names: tuple[str, ...]) -> Any:
     except re2.error as exc:
         reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise ValueError(f"not a pattern RE2 can run: {reason} (see 'regex' in docs/rules.md)") from None
-
-
-def compile_combined(source: str) -> Any:
-    """A gate over rules' compiled patterns (`detectors._gate`): each of them sets its flags inline at
-    its start, and in RE2 such flags end with the group around it."""
-    return re2.compile(source, _OPTIONS)
