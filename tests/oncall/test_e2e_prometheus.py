@@ -26,7 +26,7 @@ import yaml
 from rq import Queue
 
 from isolation import free_port, wait_for
-from oncall.support import DASHBOARDS, REPO
+from oncall.support import DASHBOARDS, REPO, process_env
 
 from isolation import redis_db_url
 
@@ -74,22 +74,9 @@ class Stack:
         self.prometheus = httpx.Client(base_url=f"http://127.0.0.1:{self.ports['prometheus']}", timeout=10)
 
     def env(self, metrics_port: int | None = None) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith("OTEL_") and key not in {"INSTANCE_BASE", "MASTODON_ACCESS_TOKEN"}}
-        env.update({
-            "REDIS_URL": REDIS_URL,
-            "DATABASE_URL": f"sqlite:///{self.workdir / 'modwatch.db'}",
-            "API_KEY": API_KEY,
-            "WEBHOOK_SECRET": "e2e-webhook-secret",
-            "QUEUE_STATS_INTERVAL": str(QUEUE_STATS_INTERVAL),
-            "POLL_ADMIN_ACCOUNTS_INTERVAL": "3600",
-            "POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL": "3600",
-            "LOG_FORMAT": "json",
-            "OTEL_SDK_DISABLED": "true",
-        })
-        if metrics_port is not None:
-            env["METRICS_PORT"] = str(metrics_port)
-        return env
+        return process_env(self.workdir, metrics_port, REDIS_URL=REDIS_URL, API_KEY=API_KEY,
+                           WEBHOOK_SECRET="e2e-webhook-secret", QUEUE_STATS_INTERVAL=str(QUEUE_STATS_INTERVAL),
+                           POLL_ADMIN_ACCOUNTS_INTERVAL="3600", POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL="3600")
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
         log = (self.workdir / f"{name}.log").open("w")
