@@ -39,7 +39,7 @@ from rq.command import send_stop_job_command
 from rq.job import Job
 
 from isolation import free_port, wait_for
-from oncall.support import REPO
+from oncall.support import REPO, process_env
 from oncall.test_e2e_prometheus import dashboard_queries, render_rules
 
 PROMETHEUS = shutil.which("prometheus")
@@ -142,23 +142,10 @@ class Stack:
             process.wait()
 
     def env(self, metrics_port: int | None = None) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith("OTEL_") and key not in {"INSTANCE_BASE", "MASTODON_ACCESS_TOKEN"}}
-        env.update({
-            "REDIS_URL": self.redis_url,
-            "DATABASE_URL": f"sqlite:///{self.workdir / 'modwatch.db'}",
-            "API_KEY": API_KEY,
-            "WEBHOOK_SECRET": "drill-webhook-secret",
-            "QUEUE_STATS_INTERVAL": str(QUEUE_STATS_INTERVAL),
-            "POLL_ADMIN_ACCOUNTS_INTERVAL": str(POLL_INTERVAL),
-            "POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL": str(POLL_INTERVAL),
-            "PANIC_STOP": "true",
-            "LOG_FORMAT": "json",
-            "OTEL_SDK_DISABLED": "true",
-        })
-        if metrics_port is not None:
-            env["METRICS_PORT"] = str(metrics_port)
-        return env
+        return process_env(self.workdir, metrics_port, REDIS_URL=self.redis_url, API_KEY=API_KEY,
+                           WEBHOOK_SECRET="drill-webhook-secret", QUEUE_STATS_INTERVAL=str(QUEUE_STATS_INTERVAL),
+                           POLL_ADMIN_ACCOUNTS_INTERVAL=str(POLL_INTERVAL),
+                           POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL=str(POLL_INTERVAL), PANIC_STOP="true")
 
     def start_redis(self) -> None:
         # Saved on shutdown and loaded on start, as a deployed Redis with persistence does.

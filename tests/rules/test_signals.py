@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from modwatch.moderation import waves
-from modwatch.moderation.detectors import gather, random_looking
+from modwatch.moderation.detectors import Post, gather, random_looking
 from modwatch.moderation.domains import DomainListError, covered, parse_domain_list
 from modwatch.moderation.engine import RulesCache, RulesError
 from modwatch.redis_keys import WAVE_KEY_PREFIX
@@ -136,7 +136,10 @@ def test_text_fingerprints_ignore_mentions_links_paths_and_numbers():
     two = gather(account(), [post(f"{mention('cy')} join our server NOW "
                                   '<a href="https://discord.gg/abcd1234">discord.gg/abcd1234</a> 250 free')]).posts[0]
     other = gather(account(), [post("Our community garden needs volunteers this weekend, bring gloves")]).posts[0]
-    keys = lambda p: {(fp.kind, fp.key) for fp in waves.fingerprints(p)}
+
+    def keys(gathered: Post) -> set[tuple[str, str]]:
+        return {(fp.kind, fp.key) for fp in waves.fingerprints(gathered)}
+
     assert {key for key in keys(one) if key[0] == "text"} == {key for key in keys(two) if key[0] == "text"}
     assert ("invite", "discord.gg/abcd1234") in keys(one)
     assert not {key for key in keys(one) if key[0] == "text"} & keys(other)
