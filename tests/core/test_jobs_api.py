@@ -1,10 +1,9 @@
-import time
-
 import pytest
 import redis
 from rq.job import Job
 
 from core.support import REDIS_URL, run_worker_burst
+from isolation import wait_for
 from modwatch.jobs.queues import get_queue
 
 PROTECTED = [
@@ -124,11 +123,12 @@ def test_workers_lists_a_running_worker(client, auth):
 
     worker = subprocess.Popen([sys.executable, "-m", "modwatch.cli", "worker", "webhooks"], env=subprocess_env())
     try:
-        deadline = time.monotonic() + 30
-        workers = []
-        while time.monotonic() < deadline and not workers:
+        def registered_with_a_state() -> list[dict] | None:
+            # RQ registers a worker's birth before its first state: the API shows "?" in between.
             workers = client.get("/jobs/workers", headers=auth).json()
-            time.sleep(0.3)
+            return workers if workers and workers[0]["state"] != "?" else None
+
+        workers = wait_for(registered_with_a_state, "the worker registered with its state", 30)
         assert len(workers) == 1
         assert workers[0]["queues"] == ["webhooks"] and workers[0]["pid"] == worker.pid
         assert workers[0]["state"] in ("started", "idle", "busy")
