@@ -77,11 +77,19 @@ class Children:
         return None
 
     def stop(self) -> None:
-        for process in self.processes.values():
+        """modwatch's processes first, then what they depend on (Redis, the simulator): a worker stopping
+        records its last job and its death in Redis, and waits for Redis if it is gone (connection.py)."""
+        dependencies = ("redis", "simulator")
+        self._stop([process for name, process in self.processes.items() if name not in dependencies])
+        self._stop([process for name, process in self.processes.items() if name in dependencies])
+
+    @staticmethod
+    def _stop(processes: list[subprocess.Popen]) -> None:
+        for process in processes:
             if process.poll() is None:
                 process.terminate()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for process in self.processes.values():
+        for process in processes:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:

@@ -232,7 +232,8 @@ class Stack:
             raise AssertionError(f"still active {what}: {[a['labels'] for a in self.active_alerts()]}") from None
 
     def shutdown(self) -> None:
-        for name in list(self.processes):
+        # Redis last: a worker stopping writes its death there, and waits for Redis while it is away.
+        for name in sorted(self.processes, key=lambda name: name == "redis"):
             self.stop(name)
         self.receiver.shutdown()
 
