@@ -22,6 +22,13 @@ def _report(name: str, check: Callable[[], str]) -> bool:
     return True
 
 
+def _database_answers() -> str:
+    from modwatch.storage.db import ping_database
+
+    ping_database()
+    return "answers"
+
+
 def check_config(settings: Settings, connect: bool = True) -> int:
     print("ok   settings: valid")
     print(f"     DRY_RUN={settings.dry_run} PANIC_STOP={settings.panic_stop} "
@@ -32,11 +39,10 @@ def check_config(settings: Settings, connect: bool = True) -> int:
     if not connect:
         return 0
     from modwatch.connection import get_redis
-    from modwatch.storage.db import ping_database
 
     results = [
         _report("redis", lambda: f"{settings.effective_redis_url.split('@')[-1]} answers PING={get_redis().ping()}"),
-        _report("database", lambda: (ping_database(), "answers")[1]),
+        _report("database", _database_answers),
     ]
     if settings.instance_base:
         from modwatch.mastodon.client import MastodonClient

@@ -54,6 +54,11 @@ def get_redis() -> redis.Redis:
     return _client
 
 
+def text(value: bytes | str) -> str:
+    """A Redis answer as text: modwatch's clients answer bytes (RQ needs them), redis-py's types say either."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def reset_pool() -> None:
     """Forget the client and its pool (tests, and after settings change)."""
     global _client, _client_pid

@@ -77,11 +77,19 @@ class Children:
         return None
 
     def stop(self) -> None:
-        for process in self.processes.values():
+        """modwatch's processes first, then what they depend on (Redis, the simulator): a worker stopping
+        records its last job and its death in Redis, and waits for Redis if it is gone (connection.py)."""
+        dependencies = ("redis", "simulator")
+        self._stop([process for name, process in self.processes.items() if name not in dependencies])
+        self._stop([process for name, process in self.processes.items() if name in dependencies])
+
+    @staticmethod
+    def _stop(processes: list[subprocess.Popen]) -> None:
+        for process in processes:
             if process.poll() is None:
                 process.terminate()
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for process in self.processes.values():
+        for process in processes:
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -181,9 +189,10 @@ def run_all(args: argparse.Namespace) -> int:
             secret_note = "from WEBHOOK_SECRET (environment or .env)"
         traces_note = _trace_destination(settings, env, f"http://{args.host}:{args.port}")
         webhook_url = f"http://{args.host}:{args.port}/webhooks/mastodon_events"
-        if settings.instance_base is None:
+        instance_base = settings.instance_base
+        if instance_base is None:
             token = secrets.token_urlsafe(24)
-            env["INSTANCE_BASE"] = f"http://127.0.0.1:{args.simulator_port}"
+            env["INSTANCE_BASE"] = instance_base = f"http://127.0.0.1:{args.simulator_port}"
             env["MASTODON_ACCESS_TOKEN"] = token
             # The token goes by environment: in arguments it shows in `ps`, and one starting with "-" (as
             # token_urlsafe can make) reads to argparse as an option.
@@ -201,8 +210,7 @@ def run_all(args: argparse.Namespace) -> int:
         children.start("stream", _modwatch("stream", "--metrics-port", str(args.stream_metrics_port)), env)
         children.start("dashboard", _modwatch("dashboard", "--host", args.host, "--port", str(args.dashboard_port)), env)
         _wait_ready(f"http://{args.host}:{args.port}/readyz", children)
-        write_run_file(f"http://{args.host}:{args.port}", env["WEBHOOK_SECRET"], api_key,
-                       env.get("INSTANCE_BASE") or settings.instance_base)
+        write_run_file(f"http://{args.host}:{args.port}", env["WEBHOOK_SECRET"], api_key, instance_base)
         print(_banner(args, api_key, secret_note, [traces_note, *notes]), flush=True)
         while not stopping:
             ended = children.exited()

@@ -232,4 +232,5 @@ def test_a_standby_scheduler_says_so_once_and_warns_about_nothing(fault_env, tmp
         stop(first)
     lines = [json.loads(line) for line in (tmp_path / "second.log").read_text().splitlines() if line.startswith("{")]
     assert [line["event"] for line in lines].count("scheduler_standby") == 1
-    assert not [line for line in lines if line["level"] == "warning"], [l for l in lines if l["level"] == "warning"]
+    warnings = [line for line in lines if line["level"] == "warning"]
+    assert not warnings, warnings

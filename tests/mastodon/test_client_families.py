@@ -6,7 +6,7 @@ import mastodon
 import pytest
 
 from modwatch.mastodon import families
-from modwatch.mastodon.client import MastodonClient
+from modwatch.mastodon.client import _API_REQUEST, _TRY_CAST, MastodonClient
 from modwatch.mastodon.errors import NotSentError, RateLimitedError
 from modwatch.simulator.server import running
 
@@ -83,15 +83,15 @@ def test_mastodon_py_still_refuses_legal_so_the_client_sends_it_through_its_requ
     api = mastodon.Mastodon(api_base_url="http://127.0.0.1:9", access_token="x", version_check_mode="none")
     with pytest.raises(mastodon.MastodonIllegalArgumentError):
         api.report("1", category="legal")
-    assert callable(api._Mastodon__api_request)
+    assert callable(getattr(api, _API_REQUEST))
 
 
 def test_the_client_skips_mastodon_pys_casting_which_it_does_not_read():
     """When this fails, Mastodon.py renamed its casting step: the client's calls would cast again (slow, not wrong)."""
-    assert callable(mastodon.Mastodon._Mastodon__try_cast_to_type)
+    assert callable(getattr(mastodon.Mastodon, _TRY_CAST))
     with running(accounts=40) as sim:
         client = MastodonClient(sim.base_url, ADMIN_TOKEN)
         page = client.admin_accounts("remote", limit=20)
         assert page.items and isinstance(page.items[0]["account"]["id"], str)
-        assert "_Mastodon__try_cast_to_type" not in vars(client._api)  # only for the call
+        assert _TRY_CAST not in vars(client._api)  # only for the call
         assert client.check_version() == sim.state.config.version

@@ -51,9 +51,9 @@ class WorkerProcess:
         )
         try:
             wait_http(f"http://127.0.0.1:{self.port}/metrics", self.process, timeout=30)
-        except AssertionError:
+        except AssertionError as failure:
             self.stop()
-            raise RuntimeError(f"worker did not start: {log_path.read_text()[-2000:]}")
+            raise RuntimeError(f"worker did not start: {log_path.read_text()[-2000:]}") from failure
 
     def stop(self) -> None:
         if self.process.poll() is None:

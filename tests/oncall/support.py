@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -52,3 +53,15 @@ def metric_names_in(expr: str) -> set[str]:
         if not is_call and name.lower() not in PROMQL_KEYWORDS:
             names.add(name)
     return names
+
+
+def process_env(workdir: Path, metrics_port: int | None, **settings: str) -> dict[str, str]:
+    """The environment of a modwatch process a stack test starts: this one's, with no tracing exporter and no
+    Mastodon, a database in `workdir`, JSON logs, and `settings` (REDIS_URL, API_KEY, intervals...)."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith("OTEL_") and key not in {"INSTANCE_BASE", "MASTODON_ACCESS_TOKEN"}}
+    env.update({"DATABASE_URL": f"sqlite:///{workdir / 'modwatch.db'}", "LOG_FORMAT": "json",
+                "OTEL_SDK_DISABLED": "true", **settings})
+    if metrics_port is not None:
+        env["METRICS_PORT"] = str(metrics_port)
+    return env

@@ -39,7 +39,8 @@ from rq.command import send_stop_job_command
 from rq.job import Job
 
 from isolation import free_port, wait_for
-from oncall.support import REPO
+from modwatch.redis_keys import QUEUE_STATS_LAST_SUCCESS_KEY, SCHEDULER_HEARTBEAT_KEY
+from oncall.support import REPO, process_env
 from oncall.test_e2e_prometheus import dashboard_queries, render_rules
 
 PROMETHEUS = shutil.which("prometheus")
@@ -142,23 +143,10 @@ class Stack:
             process.wait()
 
     def env(self, metrics_port: int | None = None) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items()
-               if not key.startswith("OTEL_") and key not in {"INSTANCE_BASE", "MASTODON_ACCESS_TOKEN"}}
-        env.update({
-            "REDIS_URL": self.redis_url,
-            "DATABASE_URL": f"sqlite:///{self.workdir / 'modwatch.db'}",
-            "API_KEY": API_KEY,
-            "WEBHOOK_SECRET": "drill-webhook-secret",
-            "QUEUE_STATS_INTERVAL": str(QUEUE_STATS_INTERVAL),
-            "POLL_ADMIN_ACCOUNTS_INTERVAL": str(POLL_INTERVAL),
-            "POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL": str(POLL_INTERVAL),
-            "PANIC_STOP": "true",
-            "LOG_FORMAT": "json",
-            "OTEL_SDK_DISABLED": "true",
-        })
-        if metrics_port is not None:
-            env["METRICS_PORT"] = str(metrics_port)
-        return env
+        return process_env(self.workdir, metrics_port, REDIS_URL=self.redis_url, API_KEY=API_KEY,
+                           WEBHOOK_SECRET="drill-webhook-secret", QUEUE_STATS_INTERVAL=str(QUEUE_STATS_INTERVAL),
+                           POLL_ADMIN_ACCOUNTS_INTERVAL=str(POLL_INTERVAL),
+                           POLL_ADMIN_ACCOUNTS_LOCAL_INTERVAL=str(POLL_INTERVAL), PANIC_STOP="true")
 
     def start_redis(self) -> None:
         # Saved on shutdown and loaded on start, as a deployed Redis with persistence does.
@@ -245,7 +233,8 @@ class Stack:
             raise AssertionError(f"still active {what}: {[a['labels'] for a in self.active_alerts()]}") from None
 
     def shutdown(self) -> None:
-        for name in list(self.processes):
+        # Redis last: a worker stopping writes its death there, and waits for Redis while it is away.
+        for name in sorted(self.processes, key=lambda name: name == "redis"):
             self.stop(name)
         self.receiver.shutdown()
 
@@ -383,9 +372,8 @@ def test_d_redis_stopped(stack):
         assert stack.processes[name].poll() is None, f"{name} exited while Redis was down"
     back = time.time()
     stack.start_redis()
-    heartbeat = lambda: float(stack.redis.get("modwatch:scheduler:heartbeat") or 0) > back  # noqa: E731
-    wait_for(heartbeat, "the scheduler to resume", 30)
-    wait_for(lambda: float(stack.redis.get("modwatch:queue_stats:last_success") or 0) > back,
+    wait_for(lambda: float(stack.redis.get(SCHEDULER_HEARTBEAT_KEY) or 0) > back, "the scheduler to resume", 30)
+    wait_for(lambda: float(stack.redis.get(QUEUE_STATS_LAST_SUCCESS_KEY) or 0) > back,
              "record_queue_stats to run again", 90)
     stack.wait_quiet("after Redis returned")
     assert {name for _, name, _, _ in notified_since(start)} == {"ModwatchRedisDown"}
@@ -415,7 +403,7 @@ def test_e_long_worker_outage_then_recovery(stack):
     stack.start_worker("worker2")
     wait_for(lambda: connection.scard("rq:workers") == 2, "the workers to register", 60)
     ready = time.time()
-    wait_for(lambda: float(connection.get("modwatch:queue_stats:last_success") or 0) > ready,
+    wait_for(lambda: float(connection.get(QUEUE_STATS_LAST_SUCCESS_KEY) or 0) > ready,
              "record_queue_stats to run again", 30)
     stats_resumed = time.time() - ready
     TIMES["e_stats_resumed_after_workers_ready_s"] = stats_resumed

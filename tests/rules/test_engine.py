@@ -151,3 +151,23 @@ def test_rules_cache_with_no_good_rules_raises(write_rules):
         cache.get()
     touch_later(path, RULE.format(name="fixed", word="x"), 1)
     assert [rule.name for rule in cache.get().rules] == ["fixed"]
+
+
+def test_a_scanned_text_is_remembered_with_its_matches_and_the_least_recent_forgotten(ruleset, monkeypatch):
+    from modwatch.moderation import detectors
+
+    monkeypatch.setattr(detectors, "SCAN_CACHE_SIZE", 2)
+    rules = ruleset({"name": "airdrop", "detector": "keyword", "keywords": ["airdrop"]},
+                    {"name": "fast", "detector": "regex", "pattern": r"\bair\w+"})
+    matcher = rules._text_matchers["status_text"]
+    first = matcher.scan("claim your airdrop")
+    assert [(rule.name, text) for rule, text in first] == [("airdrop", "airdrop"), ("fast", "airdrop")]
+    assert matcher.scan("claim your airdrop") is first  # remembered, not searched again
+    matcher.scan("birds")
+    matcher.scan("claim your airdrop")  # used again: "birds" is now the least recent
+    matcher.scan("maps")
+    assert matcher.scan("claim your airdrop") is first and len(matcher._found) == 2
+    matcher.scan("birds")
+    matcher.scan("maps")
+    forgotten = matcher.scan("claim your airdrop")
+    assert forgotten is not first and forgotten == first  # searched again, with the same result

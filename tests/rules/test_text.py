@@ -39,3 +39,16 @@ def test_domain_of():
     assert domain_of("mailto:someone@example.com") is None
     assert domain_of("http://[broken") is None
     assert domain_of(None) is None
+
+
+def test_a_value_parsed_again_comes_from_memory_and_the_least_recent_is_forgotten():
+    from modwatch.moderation import text
+
+    html = '<p>Join <a href="https://spam.example/x">spam.example/x</a> today</p>'
+    first = parse_html(html)
+    assert parse_html(html) is first  # the stream parses a window's posts at every analysis of the account
+    assert first == ("Join spam.example/x today", ("https://spam.example/x",))
+    for number in range(text.PARSED_CACHE_SIZE):
+        parse_html(f"<p>post {number}</p>")
+    again = parse_html(html)
+    assert again is not first and again == first  # bounded: parsed anew, the same

@@ -26,7 +26,9 @@ def assert_keys_cover(recorded: dict, served: dict, where: str = "") -> None:
 
 
 def test_entities_have_the_recorded_keys(sim):
-    get = lambda path, headers=ADMIN: httpx.get(sim.base_url + path, headers=headers).json()
+    def get(path: str, headers: dict[str, str] = ADMIN):
+        return httpx.get(sim.base_url + path, headers=headers).json()
+
     admin_accounts = get("/api/v2/admin/accounts?origin=local&limit=5")
     recorded = body(find("test_admin_accounts_v2.yaml", "GET", "/api/v2/admin/accounts?origin=local"))[0]
     assert_keys_cover(recorded, admin_accounts[0], "Admin::Account")

@@ -26,7 +26,7 @@ class Response:
 
 def listen(chunks: list[bytes], failure: Exception | None = None) -> tuple[list, list[str], EventListener]:
     got, opened = [], []
-    listener = EventListener("public:remote", got.append, lambda: opened.append("open"))
+    listener = EventListener("public:remote", got.append, opened.append)
     listener.handle_stream(Response(chunks, failure))
     return got, opened, listener
 
@@ -34,7 +34,7 @@ def listen(chunks: list[bytes], failure: Exception | None = None) -> tuple[list,
 def test_events_split_anywhere_across_chunks():
     body = b":)\nevent: update\ndata: " + POST + b"\n\n:thump\nevent: delete\ndata: 7\n\nevent: status.update\ndata: " + POST + b"\n\n"
     got, opened, listener = listen([body[i:i + 7] for i in range(0, len(body), 7)])
-    assert opened == ["open"]
+    assert opened == [listener]  # once, handing over the connection that opened (its gap fill stops at it)
     assert [type(item) for item in got] == [Received, Deleted, Received]
     assert got[0].event == "update" and got[0].status["id"] == "7" and got[2].event == "status.update"
     assert got[1].status_id == "7"

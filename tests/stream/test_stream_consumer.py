@@ -91,7 +91,8 @@ def value(port: int, name: str, **labels: str) -> float:
 
 def total(port: int, name: str, **labels: str) -> float:
     """Sum over the series of `name` that carry `labels`."""
-    return sum(v for (n, l), v in metrics(port).items() if n == name and set(labels.items()) <= set(l))
+    return sum(value for (series, carried), value in metrics(port).items()
+               if series == name and set(labels.items()) <= set(carried))
 
 
 def active(port: int) -> bool:

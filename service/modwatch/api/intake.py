@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Callable
 
 import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modwatch.api.body import SCOPE_KEY
 from modwatch.api.webhooks import PATH as WEBHOOK_PATH
@@ -37,14 +37,14 @@ class _ClientGone(Exception):
     pass
 
 
-def _declared_length(scope: dict[str, Any]) -> int | None:
+def _declared_length(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == b"content-length":
             return int(value) if value.isdigit() else None
     return None
 
 
-async def _read_body(receive: Callable[..., Any], limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -60,7 +60,7 @@ async def _read_body(receive: Callable[..., Any], limit: int) -> bytes:
             return b"".join(chunks)
 
 
-async def _answer(send: Callable[..., Any], status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+async def _answer(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
     body = json.dumps({"detail": detail}).encode()
     # Closed after the answer: the rest of a refused body is never read.
     extra = [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()]
@@ -71,7 +71,7 @@ async def _answer(send: Callable[..., Any], status: int, detail: str, headers: d
 
 
 class IntakeMiddleware:
-    def __init__(self, app: Callable[..., Any], settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.body_timeout = settings.request_body_timeout
         self.max_body = settings.request_max_body_bytes
@@ -79,7 +79,7 @@ class IntakeMiddleware:
         self.webhook_wait = settings.webhook_queue_timeout
         self.webhook_slots = asyncio.Semaphore(settings.webhook_max_concurrency)
 
-    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -106,7 +106,7 @@ class IntakeMiddleware:
         scope[SCOPE_KEY] = body
         replayed = False
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             nonlocal replayed
             if replayed:
                 return await receive()  # after the body: only a disconnect can come

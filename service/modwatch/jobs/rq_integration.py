@@ -25,7 +25,7 @@ import os
 import sys
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import rq.registry
 import rq.scheduler
@@ -91,7 +91,13 @@ class ModwatchQueue(Queue):
             return super().schedule_job(job, datetime, *args, **kwargs)
 
 
-class AttemptTelemetry:
+if TYPE_CHECKING:  # for the type checker only: at run time the Worker each mixin is mixed into comes after it
+    _WorkerBase = Worker
+else:
+    _WorkerBase = object
+
+
+class AttemptTelemetry(_WorkerBase):
     """Mixed into both worker classes: one `process <queue>` span, outcome, wait and run time per attempt.
 
     The span starts and ends in the worker process and is current while RQ executes the job, so
@@ -109,7 +115,7 @@ class AttemptTelemetry:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("work_horse_killed_handler", self._horse_killed)
         super().__init__(*args, **kwargs)
-        self.push_exc_handler(self._record_exception)  # type: ignore[attr-defined]
+        self.push_exc_handler(self._record_exception)
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         # RQ moves due jobs (its scheduler, backoff retries, enqueue_in/at) and, from 3.0, ready
@@ -117,9 +123,9 @@ class AttemptTelemetry:
         # queue class for them: pointing the names at ours gives every such move its `send` span.
         # Set in the worker process only, before its scheduler process forks.
         for module in MOVING_MODULES:
-            module.Queue = self.queue_class  # type: ignore[attr-defined]
+            vars(module)["Queue"] = self.queue_class  # the global name RQ's code there looks up
         freeze_heap()  # full collections would walk every start-up object again, between jobs
-        return super().work(*args, **kwargs)  # type: ignore[misc]
+        return super().work(*args, **kwargs)
 
     def unsubscribe(self, *args: Any, **kwargs: Any) -> None:
         # Not an extension point: RQ unsubscribes, then stops its pubsub thread, counting on the
@@ -128,7 +134,7 @@ class AttemptTelemetry:
         thread = getattr(self, "pubsub_thread", None)
         if thread is not None:
             thread.stop(**_NO_WAIT)
-        super().unsubscribe(*args, **kwargs)  # type: ignore[misc]
+        super().unsubscribe(*args, **kwargs)
 
     def _record_exception(self, job: Job, exc_type: Any, exc_value: Any, traceback: Any) -> bool:
         """RQ's exception handler hook, called where the job ran, while its attempt's span is current."""
@@ -147,14 +153,14 @@ class AttemptTelemetry:
     def execute_job(self, job: Job, queue: Any, *args: Any, **kwargs: Any) -> None:
         # Not an RQ extension point: the one method around a whole attempt in both worker classes.
         self._attempt_failure = self._attempt_report = None
-        span = start_attempt_span(self.name, job, queue)  # type: ignore[attr-defined]
+        span = start_attempt_span(self.name, job, queue)
         context = {"job_id": job.id, "queue": queue.name}
         if request_id := job.meta.get(REQUEST_ID_KEY):  # jobs not enqueued by a request have none
             context["request_id"] = request_id
         enqueued_at, started, started_clock = job.enqueued_at, time.time(), time.perf_counter()
         try:
             with trace.use_span(span, end_on_exit=False), structlog.contextvars.bound_contextvars(**context):
-                super().execute_job(job, queue, *args, **kwargs)  # type: ignore[misc]
+                super().execute_job(job, queue, *args, **kwargs)
         finally:
             duration = time.perf_counter() - started_clock
             report = self._attempt_report or self.horse_report()
@@ -184,7 +190,7 @@ class AttemptTelemetry:
         return report
 
 
-class HorsePipe:
+class HorsePipe(_WorkerBase):
     """A work horse's last word, its report, goes to its worker through a pipe, and says it is done.
 
     The report travels over a pipe made for each horse instead of through Redis: no round trip in
@@ -202,13 +208,14 @@ class HorsePipe:
     _exiting: tuple[int, ...] = ()  # horses done but perhaps not yet reaped
     horse_message: bytes | None = None  # the report the last horse sent, as sent
 
-    def open_pipe(self) -> int:
-        """Before the fork: a fresh pipe; returns the write end, which the worker closes after it."""
+    def open_pipe(self) -> tuple[int, int]:
+        """Before the fork: a fresh pipe, its write end in `_pipe` for the horse; returns (read end, write end):
+        the worker closes the write end after the fork and reads the other."""
         self.reap_exited_horses()
         self.horse_message, self._received = None, bytearray()
         read_end, write_end = os.pipe()
         self._pipe = write_end
-        return read_end
+        return read_end, write_end
 
     def send_to_worker(self, message: bytes) -> None:
         """In a horse, last: send `message` (length first, so a cut-off one is recognised) and close."""
@@ -267,13 +274,12 @@ class ModwatchWorker(AttemptTelemetry, HorsePipe, Worker):
             pass  # the horse fails the job with RQ's own error, as it would have; the worker goes on
         if len(sys.modules) != modules:
             freeze_heap()
-        read_end = self.open_pipe()
-        write_end = self._pipe
+        read_end, write_end = self.open_pipe()
         try:
             with metrics.FORK_LOCK:  # never fork while /metrics holds a metric's lock
                 super().fork_work_horse(job, queue, *args, **kwargs)  # a horse never comes back
         finally:
-            os.close(write_end)  # type: ignore[arg-type]
+            os.close(write_end)
             self._pipe = read_end
 
     def wait_for_horse(self, *args: Any, **kwargs: Any) -> tuple[int | None, int | None, Any]:

@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import redis
 import structlog
@@ -27,6 +27,7 @@ from rq.job import Job, JobStatus
 from rq.worker import Worker
 from rq_scheduler import Scheduler
 
+from modwatch.connection import text
 from modwatch.jobs import monitoring, tasks
 from modwatch.jobs.enqueue import JOB_OPTIONS
 from modwatch.jobs.queues import ModwatchQueue
@@ -85,7 +86,7 @@ RECURRING_BY_ID = {spec.job_id: spec for spec in RECURRING}
 
 def intervals(settings: Settings, connection: redis.Redis) -> dict[str, int]:
     """Configured intervals, with runtime overrides from `POST /jobs/scheduled/reschedule`."""
-    overrides = {key.decode(): int(value) for key, value in connection.hgetall(SCHEDULER_INTERVALS_KEY).items()}
+    overrides = {text(key): int(value) for key, value in connection.hgetall(SCHEDULER_INTERVALS_KEY).items()}
     return {spec.name: overrides.get(spec.name, getattr(settings, spec.setting)) for spec in RECURRING}
 
 
@@ -234,7 +235,9 @@ def _dotted(function: Callable[..., Any]) -> str:
 
 
 def recurring_status(connection: redis.Redis) -> list[dict[str, Any]]:
-    scores = dict(connection.zrange(Scheduler.scheduled_jobs_key, 0, -1, withscores=True))
+    # withscores=True: (member, score) pairs, which redis-py's return type does not single out.
+    ranked = connection.zrange(Scheduler.scheduled_jobs_key, 0, -1, withscores=True)
+    scores = dict(cast(list[tuple[bytes, float]], ranked))
     jobs = Job.fetch_many([spec.job_id for spec in RECURRING], connection=connection)
     status = []
     for spec, job in zip(RECURRING, jobs):

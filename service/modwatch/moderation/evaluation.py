@@ -76,8 +76,7 @@ def score_corpus(records: list[dict[str, Any]], rules: RuleSet, threshold: float
     index = waves.MemoryWaves()
     wave_rule = rules.wave_rules[0] if rules.wave_rules else None
 
-    def lookup(record: dict[str, Any], material, record_it: bool) -> waves.Observed:
-        params = wave_rule.params
+    def lookup(params: dict[str, Any], record: dict[str, Any], material, record_it: bool) -> waves.Observed:
         now = _observed_at(record)
         young = (age_days(material, now) or 0) <= params["max_account_age_days"]
         return waves.observe(index, str(record["account"].get("id")), material, now, params["min_accounts"],
@@ -85,10 +84,10 @@ def score_corpus(records: list[dict[str, Any]], rules: RuleSet, threshold: float
 
     if wave_rule is not None:
         for record, material in zip(records, materials):
-            lookup(record, material, True)
+            lookup(wave_rule.params, record, material, True)
     scored = []
     for record, material in zip(records, materials):
-        matches = lookup(record, material, False).matches if wave_rule is not None else ()
+        matches = lookup(wave_rule.params, record, material, False).matches if wave_rule is not None else ()
         analysis = rules.evaluate(record["account"], record["statuses"], now=_observed_at(record), waves=matches,
                                   material=material)
         scored.append(Scored(record, analysis, bool(analysis.hits) and analysis.score >= threshold))

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 import structlog
 
-from modwatch.connection import get_redis
+from modwatch.connection import get_redis, text
 from modwatch.mastodon.client import MastodonClient
 from modwatch.mastodon.errors import ForbiddenError, GoneError, MastodonError, RateLimitedError
 from modwatch.moderation import analysis, outcomes, polling, ratelimit, recent, reports, runtime
@@ -123,7 +123,7 @@ UNDECIDED_MARGIN = 5
 def _analyse_delivered(account: dict[str, Any], statuses: list[dict[str, Any]]) -> dict[str, Any]:
     settings = get_settings()
     scored = analysis.score(account, statuses, settings, runtime.current(settings))
-    posted = account.get("statuses_count") if isinstance(account.get("statuses_count"), int) else 0
+    posted = count if isinstance(count := account.get("statuses_count"), int) else 0
     if scored.reportable or scored.analysis.score < scored.threshold - UNDECIDED_MARGIN or posted <= len(statuses):
         return decide(account, statuses, "webhook", None, settings, scored=scored)
     client = client_for(settings)
@@ -131,7 +131,7 @@ def _analyse_delivered(account: dict[str, Any], statuses: list[dict[str, Any]]) 
 
     def work() -> dict[str, Any]:
         fetched = client.account_statuses(account_id, limit=analysis.RECENT_STATUSES)
-        fresh = fetched[0].get("account") if fetched and isinstance(fetched[0].get("account"), dict) else account
+        fresh = embedded if fetched and isinstance(embedded := fetched[0].get("account"), dict) else account
         return decide(fresh, recent.merged(statuses, fetched), "webhook", client, settings)
 
     return _guarded(account_id, "webhook", client, work)
@@ -188,7 +188,7 @@ def own_account_id(client: MastodonClient) -> str:
     connection = get_redis()
     cached = connection.get(OWN_ACCOUNT_KEY)
     if cached is not None:
-        return cached.decode()
+        return text(cached)
     account_id = str(client.verify_credentials()["id"])
     connection.set(OWN_ACCOUNT_KEY, account_id, ex=OWN_ACCOUNT_TTL)
     return account_id

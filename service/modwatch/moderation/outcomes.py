@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from modwatch.connection import get_redis
+from modwatch.connection import get_redis, text
 from modwatch.mastodon.client import MastodonClient
 from modwatch.moderation import reports
 from modwatch.redis_keys import OUTCOMES_NEXT_SYNC_KEY, OUTCOMES_SEEN_KEY, OUTCOMES_TALLY_KEY
@@ -37,7 +37,7 @@ def verdict_of(admin_report: dict[str, Any]) -> str | None:
     """`actioned`, `dismissed`, or None while the report is open (Admin::Report entity)."""
     if not admin_report.get("action_taken"):
         return None
-    target = admin_report.get("target_account") if isinstance(admin_report.get("target_account"), dict) else {}
+    target = embedded if isinstance(embedded := admin_report.get("target_account"), dict) else {}
     return "actioned" if any(target.get(flag) for flag in _ACTIONS) else "dismissed"
 
 
@@ -57,7 +57,8 @@ def _ours(mastodon_report_ids: list[str]) -> dict[str, list[str]]:
                 .where(AccountAnalysis.evidence_key.in_(keys)).order_by(AccountAnalysis.id)
             ):
                 rules[evidence_key] = list(names or [])
-        return {report_id: rules.get(key, []) for report_id, key in rows}
+        # report_id is never None here (IN matched it); the column is nullable.
+        return {report_id: rules.get(key, []) for report_id, key in rows if report_id is not None}
 
 
 def record(admin_reports: list[dict[str, Any]]) -> dict[str, int]:
@@ -96,7 +97,7 @@ def precision() -> dict[str, dict[str, Any]]:
     """Per rule: actioned and dismissed reports it contributed to, and the share actioned."""
     tally: dict[str, dict[str, Any]] = {}
     for field, count in get_redis().hgetall(OUTCOMES_TALLY_KEY).items():
-        rule, _, verdict = field.decode().partition("\t")
+        rule, _, verdict = text(field).partition("\t")
         tally.setdefault(rule, {verdict: 0 for verdict in VERDICTS})[verdict] = int(count)
     for counts in tally.values():
         decided = counts["actioned"] + counts["dismissed"]

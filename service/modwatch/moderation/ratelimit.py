@@ -43,7 +43,7 @@ from typing import Iterable
 
 import redis
 
-from modwatch.connection import get_redis
+from modwatch.connection import get_redis, text
 from modwatch.mastodon.client import MastodonClient, RateLimit
 from modwatch.mastodon.families import FAMILIES, GLOBAL, PAGING, REPORTS, USER
 from modwatch.redis_keys import RATELIMIT_FAMILY_KEY, RATELIMIT_GATE_KEY
@@ -178,7 +178,7 @@ def _refused(wait: Wait) -> Wait:
 
 def _acquire_plain(connection: redis.Redis, now: float, limits: list[tuple[str, int, float]]) -> Wait | None:
     """limits: (family, cap in the window or -1, burst) for each plain family the request counts against."""
-    args: list[object] = [repr(now)]
+    args: list[str | float] = [repr(now)]
     for family, cap, burst in limits:
         args += [FAMILIES[family].limit, FAMILIES[family].period, cap, burst]
     answer = connection.register_script(_ACQUIRE_PLAIN)(keys=[key_of(f) for f, _, _ in limits], args=args)
@@ -294,8 +294,8 @@ def exhausted(rate: RateLimit, reset_at: datetime, now: float | None = None,
 def state(families: Iterable[str] = FAMILIES, connection: redis.Redis | None = None) -> dict[str, dict[str, float]]:
     """What the gate holds per family (for the API, the drill and the metrics)."""
     connection = connection or get_redis()
-    return {family: {k.decode(): float(v) for k, v in connection.hgetall(key_of(family)).items()
-                     if k.decode() in ("limit", "remaining", "reset", "ours")}
+    return {family: {text(k): float(v) for k, v in connection.hgetall(key_of(family)).items()
+                     if text(k) in ("limit", "remaining", "reset", "ours")}
             for family in families}
 
 

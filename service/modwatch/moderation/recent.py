@@ -26,7 +26,7 @@ def _order(status_id: str) -> int:
 
 
 def remember(status: dict[str, Any]) -> None:
-    account = status.get("account") if isinstance(status.get("account"), dict) else {}
+    account = embedded if isinstance(embedded := status.get("account"), dict) else {}
     account_id, status_id = str(account.get("id", "")), str(status.get("id", ""))
     if not account_id.isdigit() or not status_id.isdigit():
         return

@@ -26,10 +26,10 @@ recurring job) files it when its time comes, oldest evidence first.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import structlog
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from modwatch.connection import get_redis
@@ -79,6 +79,17 @@ MAX_STATUS_CHECKS = 10
 BUDGET_PAGES = 2
 # A refused token is an operator's to fix: pending rows try again this much later.
 UNAUTHORIZED_RETRY_SECONDS = 300
+
+
+class ReportRequest(TypedDict):
+    """What one POST /api/v1/reports sends: MastodonClient.file_report's arguments."""
+
+    account_id: str
+    status_ids: list[str]
+    comment: str
+    category: str
+    forward: bool
+    rule_ids: list[str] | None
 
 
 def marker(dedupe_key: str) -> str:
@@ -146,7 +157,7 @@ def record_and_file(scored: Scored, source: str, settings: Settings, client: Mas
                         report_row=row_id)
     row_id, created = _insert(scored, settings, dry_run=False)
     with session_scope() as session:
-        row = session.get(Report, row_id)
+        row = session.get_one(Report, row_id)
         state, held_by = row.state, row.held_by
     if not created:
         return _outcome("duplicate", "duplicate", account_id, source, key, f"already decided (report row {row_id})",
@@ -229,7 +240,7 @@ def _count_violation(session, domain: str) -> None:
 def file_row(row_id: int, source: str, client: MastodonClient, settings: Settings) -> dict:
     """Bring a pending row to `filed` if it may be filed now; otherwise leave it waiting, with no request."""
     with session_scope() as session:
-        row = session.get(Report, row_id)
+        row = session.get_one(Report, row_id)
         key, account_id, state = row.dedupe_key, row.account_id, row.state
         operator, not_before, in_doubt = row.operator_filed, _aware(row.not_before), row.doubt_since is not None
     if state != "pending":
@@ -253,7 +264,7 @@ def file_row(row_id: int, source: str, client: MastodonClient, settings: Setting
                 return _outcome("filed", "reported", account_id, source, key,
                                 f"an earlier attempt filed it as report {found}", report_row=row_id)
             with session_scope() as session:
-                row = session.get(Report, row_id)
+                row = session.get_one(Report, row_id)
                 still_in_doubt, lookups = row.doubt_since is not None, row.lookups
             if still_in_doubt:
                 wait = LOOKUP_DELAYS_SECONDS[lookups]
@@ -305,8 +316,8 @@ def _file(row_id: int, source: str, client: MastodonClient, settings: Settings, 
     """POST the report; after a 404 or a stale-rule 422, correct the row and post once more."""
     for attempt in range(2):
         with session_scope() as session:
-            row = session.get(Report, row_id)
-            request = dict(account_id=row.account_id, status_ids=list(row.status_ids or []), comment=row.comment,
+            row = session.get_one(Report, row_id)
+            request = ReportRequest(account_id=row.account_id, status_ids=list(row.status_ids or []), comment=row.comment,
                            category=row.category, forward=row.forward, rule_ids=row.rule_ids)
         try:
             filed = _post(row_id, client, request)
@@ -371,7 +382,7 @@ def _created(report: dict) -> float:
         return _now().timestamp()  # unreadable: counted as today's, the careful side
 
 
-def _post(row_id: int, client: MastodonClient, request: dict) -> dict | None:
+def _post(row_id: int, client: MastodonClient, request: ReportRequest) -> dict | None:
     """POST /api/v1/reports once; None when the answer was lost (timeout, 5xx): the row stays in doubt."""
     sync_report_budget(client)
     _gate(report=True)
@@ -391,7 +402,7 @@ def _post(row_id: int, client: MastodonClient, request: dict) -> dict | None:
         raise
 
 
-def _drop_what_vanished(row_id: int, client: MastodonClient, request: dict) -> bool:
+def _drop_what_vanished(row_id: int, client: MastodonClient, request: ReportRequest) -> bool:
     """After a 404 on create: True when posts had vanished and the row now names only visible ones.
 
     Mastodon answers the same 404 for a deleted or suspended account and for any attached post no
@@ -436,11 +447,11 @@ def _drop_stale_rules(row_id: int, client: MastodonClient, rule_ids: list[str]) 
 def _look_for_earlier_attempt(row_id: int, client: MastodonClient) -> str | None:
     """One look for the report an earlier attempt may have created; the row counts the look."""
     with session_scope() as session:
-        row = session.get(Report, row_id)
+        row = session.get_one(Report, row_id)
         account_id, key = row.account_id, row.dedupe_key
     found = _find_on_mastodon(client, account_id, key)
     with session_scope() as session:
-        row = session.get(Report, row_id)
+        row = session.get_one(Report, row_id)
         row.lookups += 1
         if found is None and row.lookups >= LOOKUPS_BEFORE_REFILE:
             row.doubt_since = None  # looked long enough: it was never created
@@ -500,6 +511,8 @@ def check_resolved(client: MastodonClient, settings: Settings) -> list[dict]:
             .order_by(Report.checked_at.nullsfirst(), Report.id).limit(RESOLUTION_BATCH)).all()
     results = []
     for row_id, mastodon_id in rows:
+        if mastodon_id is None:  # never for a filed row; the column is empty before filing
+            continue
         if ratelimit.acquire(priority=True, book=False) is not None:
             break
         try:
@@ -529,7 +542,7 @@ def mark_resolved(mastodon_report_id: str) -> dict | None:
 def _resolve(row_id: int) -> dict:
     """Close the open report; the newest held decision becomes pending, older ones superseded by it."""
     with session_scope() as session:
-        row = session.get(Report, row_id)
+        row = session.get_one(Report, row_id)
         row.state, row.resolved_at, row.updated_at = "resolved", _now(), _now()
         account_id, key = row.account_id, row.dedupe_key
         session.flush()
@@ -566,7 +579,7 @@ def _approve(row_id: int) -> dict:
     for _ in range(3):
         try:
             with session_scope() as session:
-                row = session.get(Report, row_id)
+                row = session.get_one(Report, row_id)
                 real = session.scalar(select(Report.id).where(Report.dedupe_key == row.dedupe_key,
                                                               Report.dry_run.is_(False)))
                 if real is not None:
@@ -597,12 +610,13 @@ def _claim(row_id: int) -> int | None:
     """Compare-and-set the claim; the attempt number, or None when someone else holds it."""
     now = _now()
     with session_scope() as session:
-        taken = session.execute(
+        # An UPDATE's result is a CursorResult, which counts the rows it changed.
+        taken = cast(CursorResult[Any], session.execute(
             update(Report)
             .where(Report.id == row_id, Report.state == "pending", _claim_lapsed(now))
             .values(claimed_until=now + timedelta(seconds=CLAIM_SECONDS), attempts=Report.attempts + 1, updated_at=now)
-        ).rowcount
-        return session.get(Report, row_id).attempts if taken == 1 else None
+        )).rowcount
+        return session.get_one(Report, row_id).attempts if taken == 1 else None
 
 
 def _set(row_id: int, **values: Any) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 import structlog
 
-from modwatch.connection import get_redis
+from modwatch.connection import get_redis, text
 from modwatch.redis_keys import RUNTIME_ENV_KEY, RUNTIME_KEY, RUNTIME_META_KEY
 from modwatch.settings import Settings, get_settings
 from modwatch.storage.db import session_scope
@@ -42,7 +42,7 @@ class Runtime:
 
 def current(settings: Settings | None = None, connection: redis.Redis | None = None) -> Runtime:
     settings = settings or get_settings()
-    stored = {k.decode(): v.decode() for k, v in (connection or get_redis()).hgetall(RUNTIME_KEY).items()}
+    stored = {text(k): text(v) for k, v in (connection or get_redis()).hgetall(RUNTIME_KEY).items()}
     threshold = stored.get("report_threshold")
     return Runtime(
         dry_run=stored["dry_run"].lower() in _TRUE if "dry_run" in stored else settings.dry_run,
@@ -88,7 +88,7 @@ def _shown(value: Any) -> str:
 def overrides_meta(connection: redis.Redis | None = None) -> dict[str, dict[str, str]]:
     """Since when and by whom each override in force was set."""
     stored = (connection or get_redis()).hgetall(RUNTIME_META_KEY)
-    return {name.decode(): json.loads(value) for name, value in stored.items()}
+    return {text(name): json.loads(value) for name, value in stored.items()}
 
 
 def note_environment(settings: Settings, connection: redis.Redis | None = None) -> None:
@@ -96,12 +96,12 @@ def note_environment(settings: Settings, connection: redis.Redis | None = None) 
     which runtime overrides are in force over the environment, since when and by whom."""
     connection = connection or get_redis()
     env = {"dry_run": settings.dry_run, "panic_stop": settings.panic_stop, "report_threshold": settings.report_threshold}
-    previous = {name.decode(): json.loads(value) for name, value in connection.hgetall(RUNTIME_ENV_KEY).items()}
+    previous = {text(name): json.loads(value) for name, value in connection.hgetall(RUNTIME_ENV_KEY).items()}
     if previous and previous != env:
         with session_scope() as session:
             _audit(session, {**env, **previous}, env, "env")
     connection.hset(RUNTIME_ENV_KEY, mapping={name: json.dumps(value) for name, value in env.items()})
-    stored = {name.decode(): value.decode() for name, value in connection.hgetall(RUNTIME_KEY).items()}
+    stored = {text(name): text(value) for name, value in connection.hgetall(RUNTIME_KEY).items()}
     if stored:
         log.warning("runtime_overrides_in_force", overrides=stored, environment=env, set=overrides_meta(connection),
                     hint="POST /moderation/settings changes them; a threshold of null removes its override")

@@ -8,6 +8,7 @@ see what a reader sees.
 from __future__ import annotations
 
 import unicodedata
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -15,6 +16,10 @@ from urllib.parse import urlsplit
 # Rules only ever look at this much of one field: it bounds the work a hostile post can cause
 # (a 100 kB status from a server without a length limit) whatever the patterns are.
 MAX_FIELD_CHARS = 5000
+# HTML values whose parse is remembered. The stream analyses an account at each of its posts with
+# its window of up to 40, so a post's content is parsed many times; the cache's keys are the very
+# strings the window holds, so it costs the parsed texts only (a few MB).
+PARSED_CACHE_SIZE = 20_000
 
 # Invisible characters spammers put inside words to dodge keyword filters.
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u180e\u200b\u200c\u200d\u2060\ufeff"))
@@ -77,6 +82,11 @@ def parse_html(value: Any) -> Parsed:
         return Parsed("", ())
     if "<" not in value and "&" not in value:
         return Parsed(normalise(value), ())
+    return _parse_markup(value)
+
+
+@lru_cache(maxsize=PARSED_CACHE_SIZE)
+def _parse_markup(value: str) -> Parsed:
     extractor = _Extractor()
     extractor.feed(value)
     extractor.close()

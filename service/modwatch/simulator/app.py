@@ -129,7 +129,7 @@ def mastodon_router(state: SimState) -> APIRouter:
         return token
 
     def account_or_404(account_id: str):
-        record = state.accounts.get(parse_id(account_id, "id"))
+        record = state.accounts.get(parse_id(account_id, "id") or 0)  # a path segment is never empty; no id is 0
         if record is None:
             raise not_found()
         return record

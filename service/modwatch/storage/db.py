@@ -5,8 +5,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
+from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from modwatch.settings import get_settings
@@ -25,9 +26,23 @@ def _connect_args(url: str) -> dict:
     return {"check_same_thread": False, "timeout": 30} if url.startswith("sqlite") else {}
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLite URL opens, also when it is written as a URI (`sqlite:///file:<path>?mode=ro&uri=true`,
+    whose `file:` is no folder); None for another database or an in-memory one."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if parsed.query.get("uri") == "true":
+        database = urlsplit(database).path
+        if not database or parsed.query.get("mode") == "memory":
+            return None
+    return Path(database)
+
+
 def _ensure_sqlite_folder(url: str) -> None:
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if (path := sqlite_file(url)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def get_engine() -> Engine:

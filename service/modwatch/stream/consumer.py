@@ -21,6 +21,7 @@ steps down; what it had queued is left to the next consumer's gap fill.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import random
@@ -150,7 +151,7 @@ class Consumer:
         backoff = BACKOFF_FIRST_SECONDS
         client = self.client_factory()
         while self.term == term and not self.stopping.is_set():
-            listener = EventListener(stream, self.items.put, lambda: self._opened(stream, term, listener))
+            listener = EventListener(stream, self.items.put, functools.partial(self._opened, stream, term))
             try:
                 client.stream(stream, listener, self.settings.stream_read_timeout)
                 reason = "ended"

@@ -28,7 +28,8 @@ CHUNK = 65536
 
 
 class EventListener(mastodon.StreamListener):
-    def __init__(self, stream: str, sink: Callable[[Received | Deleted], None], on_open: Callable[[], None]) -> None:
+    def __init__(self, stream: str, sink: Callable[[Received | Deleted], None],
+                 on_open: Callable[[EventListener], None]) -> None:
         super().__init__()
         self.stream = stream
         self.sink = sink
@@ -46,7 +47,7 @@ class EventListener(mastodon.StreamListener):
             for chunk in response.iter_content(chunk_size=CHUNK):
                 if not self.opened:
                     self.opened = True
-                    self.on_open()
+                    self.on_open(self)
                 *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:
                     if not line:

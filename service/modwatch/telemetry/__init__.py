@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from structlog.typing import EventDict, WrappedLogger
+
 from modwatch.settings import Settings
 
 
@@ -11,7 +13,7 @@ def init_process(process: str, settings: Settings) -> None:
 
     service = tracing.service_name(process)
 
-    def add_service(logger: object, method: str, event: dict) -> dict:
+    def add_service(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
         # Every line names the component that wrote it, as its spans do (service.name).
         event.setdefault("service", service)
         return event

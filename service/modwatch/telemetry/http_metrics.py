@@ -8,7 +8,10 @@ they pass and records once the last body chunk is sent. It wraps the whole middl
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Awaitable
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from modwatch.telemetry.metrics import HTTP_DURATION, HTTP_REQUESTS, kept_series
 
@@ -16,7 +19,7 @@ UNMATCHED_ROUTE = "unmatched"
 
 
 @kept_series
-def series(route: str, method: str, status: int) -> tuple[Any, Any]:
+def series(route: str, method: str, status: int) -> tuple[Counter, Histogram]:
     """The counter and histogram series of one route, method and status, kept: labels() validates
     its arguments on every call. Routes are templates, so the combinations are few."""
     labels = {"route": route, "method": method, "status": str(status)}
@@ -24,16 +27,17 @@ def series(route: str, method: str, status: int) -> tuple[Any, Any]:
 
 
 class HttpMetricsMiddleware:
-    def __init__(self, app: Callable[..., Any]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> Any:
+    # Not a coroutine: it returns the app's awaitable, one coroutine frame fewer per request.
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http":
             return self.app(scope, receive, send)
         started = time.perf_counter()
         response_status: list[int] = []
 
-        def observe(message: dict[str, Any]) -> Any:
+        def observe(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 response_status.append(message["status"])
             elif message["type"] == "http.response.body" and not message.get("more_body", False):

@@ -33,7 +33,7 @@ Report = dict[str, Any]
 
 def function_label(job: Job) -> str:
     """The job function's own name: `process_new_status`, not its dotted path."""
-    return job.func_name.rsplit(".", 1)[-1]
+    return (job.func_name or "").rsplit(".", 1)[-1]
 
 
 @metrics.kept_series

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import structlog
 from opentelemetry import trace
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 _SECRET_KEYS = re.compile(r"(token|secret|password|api[_-]?key|authorization|signature|cookie)", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE)
@@ -40,7 +41,7 @@ def _is_secret_key(key: str) -> bool:
     return bool(_SECRET_KEYS.search(key))
 
 
-def redact_secrets(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact_secrets(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     for key, value in list(event.items()):
         if _is_secret_key(key) and value not in (None, ""):
             event[key] = "[redacted]"
@@ -49,14 +50,14 @@ def redact_secrets(logger: Any, method: str, event: dict[str, Any]) -> dict[str,
     return event
 
 
-def redact_exception(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact_exception(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     """The traceback `format_exc_info` renders: the one text that appears after `redact_secrets` ran."""
     if isinstance(event.get("exception"), str):
         event["exception"] = _redact_text(event["exception"])
     return event
 
 
-def add_trace_ids(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def add_trace_ids(logger: WrappedLogger, method: str, event: EventDict) -> EventDict:
     """`trace_id` and `span_id` of the active span, so a log line leads to its trace."""
     context = trace.get_current_span().get_span_context()
     if context.is_valid:
@@ -109,4 +110,4 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
 
 
 # Processors other telemetry modules add, run before redaction.
-extra_processors: list[Any] = []
+extra_processors: list[Processor] = []

@@ -96,11 +96,16 @@ def set_build_info(process: str) -> None:
     BUILD_INFO.labels(version=__version__, process=process).set(1)
 
 
+def family_of(metric: MetricWrapperBase) -> Metric:
+    """The one family a metric object describes: its name (without `_total`), type and help."""
+    return next(iter(metric.describe()))
+
+
 # Every metric object above by family name, with its type.
 DEFINED: dict[str, MetricWrapperBase] = {
-    metric.describe()[0].name: metric for metric in list(globals().values()) if isinstance(metric, MetricWrapperBase)
+    family_of(metric).name: metric for metric in list(globals().values()) if isinstance(metric, MetricWrapperBase)
 }
-TYPES: dict[str, str] = {name: metric.describe()[0].type for name, metric in DEFINED.items()}
+TYPES: dict[str, str] = {name: family_of(metric).type for name, metric in DEFINED.items()}
 
 # Metric changes made in a forked work horse die with it (RQ ends the horse with os._exit). The
 # horse starts from empty labelled metrics (`start_horse`), sends what it holds at the end to its
@@ -188,9 +193,9 @@ def apply_changes(changes: Iterable[Change]) -> None:
             continue
         metric = DEFINED[name]
         series = metric.labels(*label_values) if label_values else metric
-        if TYPES[name] == "counter":
+        if isinstance(series, Counter):
             series.inc(values[0])
-        else:
+        elif isinstance(series, Gauge):
             series.set(values[0])
 
 

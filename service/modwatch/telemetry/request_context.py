@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 import uuid
 from contextvars import ContextVar
-from typing import Any, Callable
+from typing import Awaitable
 
 import structlog
 from opentelemetry import trace
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = "x-request-id"
 SPAN_ATTRIBUTE = "modwatch.request_id"
@@ -37,10 +38,11 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: Callable[..., Any]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> Any:
+    # Not a coroutine: it returns the app's awaitable, one coroutine frame fewer per request.
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
         if scope["type"] != "http":
             return self.app(scope, receive, send)
         request_id = request_id_from(scope.get("headers", []))
@@ -49,7 +51,7 @@ class RequestContextMiddleware:
         # The server span is already current here: a request id given by a caller finds its trace.
         trace.get_current_span().set_attribute(SPAN_ATTRIBUTE, request_id)
 
-        def echo(message: dict[str, Any]) -> Any:
+        def echo(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != HEADER.encode()]
                 message = {**message, "headers": [*headers, (HEADER.encode(), request_id.encode())]}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -104,7 +104,8 @@ class SendSpan:
         parent, links = _send_parent(job)
         self.span = span = tracer.start_span(self.name, context=parent, kind=SpanKind.PRODUCER,
                                              attributes=self.attributes, links=links)
-        job.meta[CONTEXT_KEY] = carrier = {}
+        carrier: dict[str, str] = {}
+        job.meta[CONTEXT_KEY] = carrier
         propagate.inject(carrier, context=trace.set_span_in_context(span, parent))
         if CREATED_KEY not in job.meta:
             job.meta[CREATED_KEY] = trace_id_of(span)
@@ -120,7 +121,13 @@ class SendSpan:
         self.span.end()
 
 
-class TracingSchedulerMixin:
+if TYPE_CHECKING:  # for the type checker only: at run time the Scheduler it is mixed into comes after it
+    from rq_scheduler import Scheduler as _SchedulerBase
+else:
+    _SchedulerBase = object
+
+
+class TracingSchedulerMixin(_SchedulerBase):
     """Mixed into rq-scheduler's Scheduler: registering a job records the context its runs link to."""
 
     def schedule(self, scheduled_time: datetime, func: Any, *args: Any, **kwargs: Any) -> Any:

@@ -97,8 +97,9 @@ class SpanRelay(SpanProcessor):
         # 64 rather than the SDK's 512: encoding a batch holds the GIL, and request threads wait
         # it out. 512 spans (about 10 ms) made the API's p99 at 125 req/s 33-49 ms; 64, 13-23 ms.
         self.batch_size = _env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", DEFAULT_EXPORT_BATCH_SIZE)
-        self.spans: deque[ReadableSpan] = deque(maxlen=_env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048))
-        self.encoded: deque[bytes] = deque(maxlen=self.spans.maxlen)
+        self.max_spans = _env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
+        self.spans: deque[ReadableSpan] = deque(maxlen=self.max_spans)
+        self.encoded: deque[bytes] = deque(maxlen=self.max_spans)
         self.held: list[ReadableSpan] | None = None
         self.deadline = math.inf  # monotonic time after which what is left is dropped (set by shutdown)
         self.pid: int | None = None  # the process whose export thread runs
@@ -109,7 +110,7 @@ class SpanRelay(SpanProcessor):
         if not span.context.trace_flags.sampled:
             return
         if self.held is not None:
-            if len(self.held) < self.spans.maxlen:
+            if len(self.held) < self.max_spans:
                 self.held.append(span)
             return
         self._start()

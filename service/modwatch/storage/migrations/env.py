@@ -12,6 +12,8 @@ config = context.config
 
 def run_migrations() -> None:
     url = config.get_main_option("sqlalchemy.url")
+    if url is None:  # modwatch.storage.db always sets it; a bare `alembic` command line may not
+        raise RuntimeError("the Alembic config has no sqlalchemy.url; run `modwatch migrate`")
     if context.is_offline_mode():
         context.configure(url=url, target_metadata=Base.metadata, literal_binds=True)
         with context.begin_transaction():
