@@ -154,6 +154,14 @@ def test_due_run_is_coalesced_while_the_previous_waits_or_runs(core_env):
     assert conn.lrange("rq:queue:monitoring", 0, -1) == [job_id.encode()]
     assert scheduled(conn)[job_id] > time.time()  # the next run stays scheduled
 
+    # Taken by a worker, not started yet: RQ moves it to the queue's intermediate list, the status changes in
+    # the work horse after the fork. Still the pending run.
+    conn.lmove("rq:queue:monitoring", "rq:queue:monitoring:intermediate")
+    conn.zadd("rq:scheduler:scheduled_jobs", {job_id: 0}, xx=True)
+    leader.enqueue_jobs()
+    assert conn.llen("rq:queue:monitoring") == 0
+    conn.delete("rq:queue:monitoring:intermediate")
+
     # Started on a live worker: still coalesced. Its worker gone: the next due run is enqueued.
     conn.delete("rq:queue:monitoring")
     worker = Worker(["monitoring"], connection=conn)

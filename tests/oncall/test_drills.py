@@ -39,6 +39,7 @@ from rq.command import send_stop_job_command
 from rq.job import Job
 
 from isolation import free_port, wait_for
+from modwatch.redis_keys import QUEUE_STATS_LAST_SUCCESS_KEY, SCHEDULER_HEARTBEAT_KEY
 from oncall.support import REPO, process_env
 from oncall.test_e2e_prometheus import dashboard_queries, render_rules
 
@@ -371,9 +372,8 @@ def test_d_redis_stopped(stack):
         assert stack.processes[name].poll() is None, f"{name} exited while Redis was down"
     back = time.time()
     stack.start_redis()
-    heartbeat = lambda: float(stack.redis.get("modwatch:scheduler:heartbeat") or 0) > back  # noqa: E731
-    wait_for(heartbeat, "the scheduler to resume", 30)
-    wait_for(lambda: float(stack.redis.get("modwatch:queue_stats:last_success") or 0) > back,
+    wait_for(lambda: float(stack.redis.get(SCHEDULER_HEARTBEAT_KEY) or 0) > back, "the scheduler to resume", 30)
+    wait_for(lambda: float(stack.redis.get(QUEUE_STATS_LAST_SUCCESS_KEY) or 0) > back,
              "record_queue_stats to run again", 90)
     stack.wait_quiet("after Redis returned")
     assert {name for _, name, _, _ in notified_since(start)} == {"ModwatchRedisDown"}
@@ -403,7 +403,7 @@ def test_e_long_worker_outage_then_recovery(stack):
     stack.start_worker("worker2")
     wait_for(lambda: connection.scard("rq:workers") == 2, "the workers to register", 60)
     ready = time.time()
-    wait_for(lambda: float(connection.get("modwatch:queue_stats:last_success") or 0) > ready,
+    wait_for(lambda: float(connection.get(QUEUE_STATS_LAST_SUCCESS_KEY) or 0) > ready,
              "record_queue_stats to run again", 30)
     stats_resumed = time.time() - ready
     TIMES["e_stats_resumed_after_workers_ready_s"] = stats_resumed

@@ -196,12 +196,14 @@ def test_the_redis_index_matches_the_memory_one_and_stays_bounded(ruleset):
 
 
 class CountingRedis(redis.Redis):
-    """A real Redis client that counts the commands it sends (a pipeline counts once per command)."""
+    """A real Redis client that keeps the commands it sends."""
 
-    commands = 0
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sent: list[tuple] = []
 
     def execute_command(self, *args, **options):
-        self.commands += 1
+        self.sent.append(args)
         return super().execute_command(*args, **options)
 
 
@@ -259,19 +261,30 @@ def test_a_batch_observation_sees_exactly_what_the_same_observations_one_by_one_
         connection.flushdb()
 
 
-def test_the_redis_index_observes_a_whole_batch_in_one_round_trip(ruleset):
+def test_the_redis_index_observes_a_batch_in_one_round_trip_per_chunk_of_whole_observations(ruleset, monkeypatch):
     rules = wave_rules(ruleset)
     params = rules.wave_rules[0].params
     connection = CountingRedis.from_url(REDIS_URL)
-    connection.flushdb()
+    index = waves.RedisWaves(connection)
+    batch = mixed_observations(rules) * 22  # 198 observations of 0 to 9 keys
     try:
-        index = waves.RedisWaves(connection)
-        batch = mixed_observations(rules) * 22  # 198 observations, about 1,000 keys
         waves.observe_many(index, batch[:1], NOW, params["min_accounts"], params["window_seconds"], params["kinds"])
-        connection.commands = 0  # the script is loaded by now
-        observed = waves.observe_many(index, batch, NOW, params["min_accounts"], params["window_seconds"],
-                                      params["kinds"], rules.allowed_domains)
-        assert connection.commands == 1 and len(observed) == 198
-        assert waves.observe_many(index, [], NOW, 3, 3600, params["kinds"]) == [] and connection.commands == 1
+
+        def observe(max_keys: int) -> tuple[list[waves.Observed], list[int]]:
+            """What the batch observes on an empty index, and the number of keys of each command sent."""
+            monkeypatch.setattr(waves, "SCRIPT_MAX_KEYS", max_keys)
+            connection.flushdb()
+            connection.sent.clear()  # the script is loaded by now: every call is one EVALSHA
+            observed = waves.observe_many(index, batch, NOW, params["min_accounts"], params["window_seconds"],
+                                          params["kinds"], rules.allowed_domains)
+            assert {command[0] for command in connection.sent} == {"EVALSHA"}
+            return observed, [int(command[2]) for command in connection.sent]
+
+        whole, sizes = observe(100_000)
+        assert len(whole) == 198 and len(sizes) == 1 and sizes[0] > 500
+        chunked, chunk_sizes = observe(20)
+        assert chunked == whole and sum(chunk_sizes) == sizes[0]
+        assert max(chunk_sizes) <= 20 and len(chunk_sizes) < 2 * sizes[0] / 20 + 1  # filled, not one per observation
+        assert waves.observe_many(index, [], NOW, 3, 3600, params["kinds"]) == []
     finally:
         connection.flushdb()

@@ -163,9 +163,13 @@ def coalesced_until(connection: redis.Redis, job: Job, interval: int) -> float |
     now = time.time()
     status = job.get_status(refresh=False)
     if status == JobStatus.QUEUED:
-        # The status alone could outlive the queue entry (a queue emptied by hand); LPOS is O(depth).
-        if connection.lpos(ModwatchQueue.redis_queue_namespace_prefix + job.origin, job.id) is not None:
-            return now + interval
+        # The status alone could outlive the queue entry (a queue emptied by hand); LPOS is O(depth). A worker
+        # first moves the job to the queue's intermediate list and marks it started only in the work horse, a
+        # fork later: in between it is still a pending run (missing it ran two polls 0.5 s apart under load).
+        queue = ModwatchQueue(job.origin, connection=connection)
+        for key in (queue.key, queue.intermediate_queue_key):
+            if connection.lpos(key, job.id) is not None:
+                return now + interval
     elif status == JobStatus.STARTED and job.worker_name:
         if connection.exists(Worker.redis_worker_namespace_prefix + job.worker_name):
             return now + interval

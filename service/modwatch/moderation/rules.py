@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 import yaml
 from pydantic import ValidationError, field_validator
-from pydantic_core import ErrorDetails
 
 from modwatch.moderation.detectors import DETECTORS
 from modwatch.moderation.domains import DomainListError, read_domain_list
@@ -46,15 +45,15 @@ class RulesDocument(RulesMapping):
 
 def _first_error(where: str, error: ValidationError, unknown: str) -> RulesError:
     """The first of pydantic's errors as one line: `<where>field '<name>': <what is wrong>`."""
-    detail: ErrorDetails = error.errors(include_url=False)[0]
+    detail = error.errors(include_url=False)[0]
     loc = [part for part in detail["loc"] if isinstance(part, str)]
     if detail["type"] == "missing":
         message = "required"
     elif detail["type"] == "extra_forbidden":
         message = unknown
-    elif detail["type"] == "value_error":  # a field validator's ValueError: its text, without "Value error, "
+    elif detail["type"] == "value_error":  # our messages (schema.invalid), without pydantic's "Value error, "
         message = str(detail.get("ctx", {}).get("error", detail["msg"]))
-    else:  # our types' messages (schema.INVALID), or pydantic's own wording for any other
+    else:  # pydantic's own wording for anything our types do not explain
         message = detail["msg"]
     # Errors of the whole model (no location) name their field in the message.
     return RulesError(f"{where}field '{'.'.join(loc)}': {message}" if loc else f"{where}{message}")

@@ -27,7 +27,6 @@ from pydantic import (
     WrapValidator,
     model_validator,
 )
-from pydantic_core import CoreSchema, PydanticCustomError
 
 TEXT_FIELDS = ("username", "display_name", "note", "fields", "status_text", "spoiler_text", "media_description")
 # `mentions`: the hosts of mentioned accounts; `account`: the account's own domain.
@@ -35,8 +34,6 @@ LINK_FIELDS = ("note", "fields", "status_text", "mentions", "account")
 CATEGORIES = ("spam", "legal", "violation", "other")
 # What `applies_to` may limit: a rule then counts only for accounts within every limit given.
 ACCOUNT_LIMITS = ("max_account_age_days", "max_followers", "max_statuses")
-# The error type of every message written here: rules.py shows such messages as they are.
-INVALID = "rule_value"
 
 
 @dataclass(frozen=True)
@@ -73,9 +70,9 @@ class Rule:
         return out
 
 
-def invalid(message: str) -> PydanticCustomError:
-    """An error whose message rules.py shows as written."""
-    return PydanticCustomError(INVALID, message)
+def invalid(message: str) -> ValueError:
+    """An error whose message rules.py shows as written (pydantic reports it as a `value_error`)."""
+    return ValueError(message)
 
 
 def explained(message: str) -> WrapValidator:
@@ -119,7 +116,7 @@ class _Shorthand:
     def type(self) -> Any:
         raise NotImplementedError
 
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
         return handler.generate_schema(self.type())
 
 

@@ -34,6 +34,11 @@ from modwatch.moderation.text import domain_of
 from modwatch.redis_keys import WAVE_KEY_PREFIX as KEY_PREFIX, WAVES_ACTIVE_KEY as ACTIVE_KEY
 
 MAX_MEMBERS = 200  # accounts remembered per fingerprint: enough to call it a wave many times over
+# Keys per script call at most. A script holds Redis, shared with the queues, for all its keys: in
+# bench 8 a stream batch (its accounts' windows' posts) had up to 3,000 keys and held Redis for 10 to
+# 160 ms on the loaded machine (SLOWLOG, about 8 µs a key). Chunks of 500 keys hold it a few ms; a
+# batch takes one round trip per chunk, and other clients get Redis in between.
+SCRIPT_MAX_KEYS = 500
 MIN_TEXT_CHARS = 16  # "hi", "thanks!" are what everybody writes
 SHINGLE = 4
 BANDS, ROWS = 4, 8  # P(share a band) = 1-(1-s^8)^4: 0.89 at similarity 0.9, 0.22 at 0.7, 0.02 at 0.5
@@ -257,13 +262,30 @@ class RedisWaves:
         self._script = connection.register_script(_OBSERVE_SCRIPT)
 
     def observe_many(self, observations: list[Observation], at: float, window: int) -> list[Counts]:
-        keys = [KEY_PREFIX + key for observation in observations for key in observation.keys]
-        args: list[str | int] = [repr(at), repr(at - window), window, MAX_MEMBERS]
-        for observation in observations:
-            args += [observation.account_id, "1" if observation.record else "0", len(observation.keys)]
-        replies = iter(self._script(keys=keys, args=args) if keys else [])
-        return [{key: (next(replies), [member.decode() for member in next(replies)]) for key in observation.keys}
-                for observation in observations]
+        out: list[Counts] = []
+        for chunk in _chunks(observations, SCRIPT_MAX_KEYS):
+            keys = [KEY_PREFIX + key for observation in chunk for key in observation.keys]
+            args: list[str | int] = [repr(at), repr(at - window), window, MAX_MEMBERS]
+            for observation in chunk:
+                args += [observation.account_id, "1" if observation.record else "0", len(observation.keys)]
+            replies = iter(self._script(keys=keys, args=args) if keys else [])
+            out += [{key: (next(replies), [member.decode() for member in next(replies)]) for key in observation.keys}
+                    for observation in chunk]
+        return out
+
+
+def _chunks(observations: list[Observation], max_keys: int) -> list[list[Observation]]:
+    """Consecutive runs of whole observations with at most `max_keys` keys each (an observation with
+    more goes alone)."""
+    chunks: list[list[Observation]] = []
+    size = max_keys
+    for observation in observations:
+        if size + len(observation.keys) > max_keys:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(observation)
+        size += len(observation.keys)
+    return chunks
 
 
 def mark_active(connection, keys: Iterable[str], at: float, window: int) -> int:
