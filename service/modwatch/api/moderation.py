@@ -6,10 +6,10 @@ Every route needs the API key.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 from sqlalchemy import func, select
 
 from modwatch.api.deps import MAX_OFFSET, key_fingerprint, require_api_key, settings_dependency
@@ -40,7 +40,15 @@ def _iso(value: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+# A stored time, shown in ISO 8601 with its zone (SQLite gives it back without one: it is UTC).
+StoredTime = Annotated[datetime | None, PlainSerializer(_iso, return_type=str | None)]
+
+
 class ReportView(BaseModel):
+    """A report row as the API shows it (read from the row's attributes)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     state: ReportState
     dry_run: bool
@@ -58,43 +66,19 @@ class ReportView(BaseModel):
     reason: str | None
     held_by: int | None
     operator_filed: bool
-    not_before: str | None
-    in_doubt_since: str | None
+    not_before: StoredTime
+    in_doubt_since: StoredTime = Field(validation_alias=AliasChoices("doubt_since", "in_doubt_since"))
     lookups: int
-    resolved_at: str | None
-    created_at: str | None
-    updated_at: str | None
-
-
-def report_view(row: Report) -> ReportView:
-    return ReportView(
-        id=row.id,
-        state=cast(ReportState, row.state),
-        dry_run=row.dry_run,
-        account_id=row.account_id,
-        domain=row.domain,
-        mastodon_report_id=row.mastodon_report_id,
-        category=row.category,
-        comment=row.comment,
-        status_ids=row.status_ids,
-        rule_ids=row.rule_ids,
-        forward=row.forward,
-        score=row.score,
-        dedupe_key=row.dedupe_key,
-        attempts=row.attempts,
-        reason=row.reason,
-        held_by=row.held_by,
-        operator_filed=row.operator_filed,
-        not_before=_iso(row.not_before),
-        in_doubt_since=_iso(row.doubt_since),
-        lookups=row.lookups,
-        resolved_at=_iso(row.resolved_at),
-        created_at=_iso(row.created_at),
-        updated_at=_iso(row.updated_at),
-    )
+    resolved_at: StoredTime
+    created_at: StoredTime
+    updated_at: StoredTime
 
 
 class AnalysisView(BaseModel):
+    """An account analysis row as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     source: str
     acct: str
@@ -107,25 +91,7 @@ class AnalysisView(BaseModel):
     rules_hash: str
     statuses_count: int | None
     last_status_at: str | None
-    analysed_at: str | None
-
-
-def analysis_view(row: AccountAnalysis) -> AnalysisView:
-    return AnalysisView(
-        id=row.id,
-        source=row.source,
-        acct=row.acct,
-        domain=row.domain,
-        score=row.score,
-        threshold=row.threshold,
-        rule_names=row.rule_names,
-        evidence=row.evidence,
-        evidence_key=row.evidence_key,
-        rules_hash=row.rules_hash,
-        statuses_count=row.statuses_count,
-        last_status_at=row.last_status_at,
-        analysed_at=_iso(row.analysed_at),
-    )
+    analysed_at: StoredTime
 
 
 class ReportPage(BaseModel):
@@ -184,7 +150,7 @@ def list_reports(
     with session_scope() as session:
         total = session.scalar(select(func.count(Report.id)).where(*where))
         rows = session.scalars(select(Report).where(*where).order_by(Report.id.desc()).offset(offset).limit(limit)).all()
-        return ReportPage(total=total or 0, offset=offset, limit=limit, reports=[report_view(row) for row in rows])
+        return ReportPage(total=total or 0, offset=offset, limit=limit, reports=[ReportView.model_validate(row) for row in rows])
 
 
 @router.post("/reports/dry-run/file")
@@ -231,10 +197,10 @@ def get_account(account_id: str = Path(pattern=r"^[0-9]{1,20}$")) -> AccountView
         open_row = next((row for row in rows if not row.dry_run and row.state in OPEN_STATES), None)
         return AccountView(
             account_id=account_id,
-            analyses=[analysis_view(row) for row in analyses],
-            open_report=report_view(open_row) if open_row else None,
-            held_evidence=[report_view(row) for row in rows if row.state == "held"],
-            reports=[report_view(row) for row in rows],
+            analyses=[AnalysisView.model_validate(row) for row in analyses],
+            open_report=ReportView.model_validate(open_row) if open_row else None,
+            held_evidence=[ReportView.model_validate(row) for row in rows if row.state == "held"],
+            reports=[ReportView.model_validate(row) for row in rows],
             audit=[AuditView(at=_iso(a.at), decision=a.decision, source=a.source, reason=a.reason) for a in audit],
         )
 
