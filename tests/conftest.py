@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from isolation import NOT_INHERITED, reset_caches
+from isolation import NOT_INHERITED, claimed_redis_db, reset_caches
 
 # Test modules that start real processes (workers, schedulers, servers, Prometheus) or wait on them:
 # marked `slow` here, in one place, so `pytest -m "not slow"` is a quick run and `-m slow` the rest.
@@ -48,9 +48,7 @@ def modwatch_env(monkeypatch, tmp_path):
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         reset_caches()
-        database = redis.Redis.from_url(redis_url)
-        database.flushdb()
-        databases.append(database)
+        databases.append(claimed_redis_db(redis_url))
         return env
 
     yield isolate

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 import httpx
+import redis
 
 from modwatch import connection
 from modwatch.settings import get_settings
@@ -116,6 +117,27 @@ def redis_db_url(db: int) -> str:
     if db == 0:
         raise ValueError("tests never use Redis database 0")
     return f"{TEST_REDIS}/{db}"
+
+
+# Databases this test run has found empty and may therefore empty again.
+_claimed_redis: set[str] = set()
+
+
+def claimed_redis_db(url: str) -> redis.Redis:
+    """A client of the Redis database `url`, emptied for the test. The first time a run uses a database it must
+    find it empty: the suite never wipes keys it did not write (another user's data on a shared Redis)."""
+    import pytest
+
+    database = redis.Redis.from_url(url)
+    if url not in _claimed_redis:
+        found = database.dbsize()
+        if found:
+            pytest.fail(f"Redis database {url} holds {found} keys this test run did not write: the suite will not "
+                        "wipe them. Point MODWATCH_TEST_REDIS at a Redis for tests, or, if they are a killed test "
+                        f"run's leftovers, empty it (redis-cli -u {url} flushdb).", pytrace=False)
+        _claimed_redis.add(url)
+    database.flushdb()
+    return database
 
 # Settings a test must never inherit from the shell that runs it.
 NOT_INHERITED = (

@@ -34,7 +34,7 @@ from modwatch.simulator import server
 from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN
 from modwatch.storage.db import session_scope, upgrade_database
 from modwatch.storage.models import Report
-from isolation import redis_db_url
+from isolation import claimed_redis_db, redis_db_url
 
 REDIS_URL = redis_db_url(10)
 SEED = 15  # its first two fault draws are 0.965 then 0.012: see the timeout drill
@@ -65,8 +65,7 @@ def drill(tmp_path_factory):
             patch.setenv(name, value)
         patch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
         reset_caches()
-        connection = redis.Redis.from_url(REDIS_URL)
-        connection.flushdb()
+        connection = claimed_redis_db(REDIS_URL)
         upgrade_database()
         worker = modwatch("worker", MODERATION, env=dict(os.environ), log=tmp / "worker.log")
         try:

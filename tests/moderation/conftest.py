@@ -16,7 +16,7 @@ from modwatch.simulator import server
 from modwatch.simulator.state import DEFAULT_ADMIN_TOKEN
 from modwatch.storage.db import dispose_engine, upgrade_database
 
-from isolation import TEST_POSTGRES, postgres_schema, redis_db_url
+from isolation import TEST_POSTGRES, claimed_redis_db, postgres_schema, redis_db_url
 
 REDIS_URL = redis_db_url(2)
 POSTGRES = TEST_POSTGRES
@@ -142,8 +142,7 @@ def world(simulator, database_url, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     _forget_process_state()
-    connection = redis.Redis.from_url(REDIS_URL)
-    connection.flushdb()
+    connection = claimed_redis_db(REDIS_URL)
     upgrade_database()
     yield World(simulator, connection, env)
     connection.flushdb()

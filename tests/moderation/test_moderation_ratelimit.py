@@ -6,7 +6,6 @@ from collections import Counter
 from datetime import datetime, timezone
 
 import pytest
-import redis
 from prometheus_client import REGISTRY
 
 from modwatch.mastodon.client import RateLimit
@@ -14,7 +13,7 @@ from modwatch.moderation import ratelimit
 from modwatch.moderation.ratelimit import RESERVE_SHARE, SLOT_MARGIN_SECONDS
 from modwatch.redis_keys import RATELIMIT_GATE_KEY
 
-from isolation import redis_db_url
+from isolation import claimed_redis_db, redis_db_url
 
 REDIS_URL = redis_db_url(10)
 NOW = 1_700_000_000.0
@@ -26,8 +25,7 @@ def at(seconds: float) -> datetime:
 
 @pytest.fixture
 def gate():
-    connection = redis.Redis.from_url(REDIS_URL)
-    connection.flushdb()
+    connection = claimed_redis_db(REDIS_URL)
     yield connection
     connection.flushdb()
 

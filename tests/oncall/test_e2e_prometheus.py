@@ -28,7 +28,7 @@ from rq import Queue
 from isolation import free_port, wait_for
 from oncall.support import DASHBOARDS, REPO, process_env
 
-from isolation import redis_db_url
+from isolation import claimed_redis_db, redis_db_url
 
 PROMETHEUS = shutil.which("prometheus")
 pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is not installed (Debian: prometheus)")
@@ -129,8 +129,7 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    connection = redis.Redis.from_url(REDIS_URL)
-    connection.flushdb()
+    connection = claimed_redis_db(REDIS_URL)
     running = Stack(tmp_path_factory.mktemp("e2e"))
     try:
         running.start_modwatch()

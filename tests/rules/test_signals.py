@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis
 
+from isolation import claimed_redis_db, redis_db_url
 from modwatch.moderation import waves
 from modwatch.moderation.detectors import Post, gather, random_looking
 from modwatch.moderation.domains import DomainListError, covered, parse_domain_list
@@ -174,12 +174,11 @@ def test_a_wave_forms_at_the_third_young_account_and_names_the_earlier_members(r
     assert analysis.rule_names == ["wave"] and "4 accounts" in analysis.hits[0].matched_text
 
 
-REDIS_URL = os.environ.get("MODWATCH_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/") + "/13"
+REDIS_URL = redis_db_url(13)
 
 
 def test_the_redis_index_matches_the_memory_one_and_stays_bounded(ruleset):
-    connection = redis.Redis.from_url(REDIS_URL)
-    connection.flushdb()
+    connection = claimed_redis_db(REDIS_URL)
     try:
         rules = wave_rules(ruleset)
         observed = run_wave(waves.RedisWaves(connection), rules, 4)
