@@ -39,6 +39,7 @@ from rq.command import send_stop_job_command
 from rq.job import Job
 
 from isolation import free_port, wait_for
+from modwatch.jobs.queues import PRIORITY
 from modwatch.redis_keys import QUEUE_STATS_LAST_SUCCESS_KEY, SCHEDULER_HEARTBEAT_KEY
 from oncall.support import REPO, process_env
 from oncall.test_e2e_prometheus import dashboard_queries, render_rules
@@ -46,8 +47,9 @@ from oncall.test_e2e_prometheus import dashboard_queries, render_rules
 PROMETHEUS = shutil.which("prometheus")
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 REDIS_SERVER = shutil.which("redis-server")
+PROMTOOL = shutil.which("promtool")
 pytestmark = [
-    pytest.mark.skipif(None in (PROMETHEUS, ALERTMANAGER, REDIS_SERVER, shutil.which("promtool")),
+    pytest.mark.skipif(None in (PROMETHEUS, ALERTMANAGER, REDIS_SERVER, PROMTOOL),
                        reason="needs prometheus, prometheus-alertmanager and redis-server (Debian packages)"),
 ]
 
@@ -60,7 +62,6 @@ DRILL_TIMES = Path(os.environ.get("DRILL_TIMES", "/tmp/modwatch-drill-times.json
 # The longest rule window (3 d) scaled, with a margin; the recording rules' step (30 s) scaled.
 HISTORY_SECONDS = 3 * 86400 * SCALE + 600
 HISTORY_STEP_SECONDS = 30 * SCALE
-PROMTOOL = shutil.which("promtool")
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -207,7 +208,7 @@ class Stack:
         end = time.time() - 5
         steps = int(HISTORY_SECONDS / HISTORY_STEP_SECONDS)
         lines = ["# TYPE queue:modwatch_job_waiting_past_slo:bool gauge"]
-        for queue in ("webhooks", "moderation", "monitoring"):
+        for queue in PRIORITY:
             lines += [f'queue:modwatch_job_waiting_past_slo:bool{{queue="{queue}"}} 0 '
                       f"{end - (steps - n) * HISTORY_STEP_SECONDS:.3f}" for n in range(steps + 1)]
         history = self.workdir / "history.om"
