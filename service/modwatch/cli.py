@@ -123,7 +123,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
 
 def cmd_stream(args: argparse.Namespace) -> int:
     from modwatch.connection import get_redis
-    from modwatch.heap import freeze_heap
+    from modwatch.heap import collect_less_often, freeze_heap
     from modwatch.jobs.enqueue import enqueue_stream_report
     from modwatch.jobs.worker import serve_metrics
     from modwatch.storage.db import upgrade_database
@@ -136,6 +136,7 @@ def cmd_stream(args: argparse.Namespace) -> int:
     serve_metrics(port, "stream", settings.metrics_host)
     consumer = Consumer(settings, get_redis(), enqueue_stream_report)
     freeze_heap()
+    collect_less_often()
     consumer.run()
     return 0
 
