@@ -1,22 +1,18 @@
-"""Start-up objects are frozen before a process starts serving (modwatch.heap)."""
+"""The stream consumer's collector setting (modwatch.heap)."""
 
-import subprocess
-import sys
+from __future__ import annotations
 
-from core.support import subprocess_env
+import gc
 
-SERVE_NOTHING = """
-import gc, uvicorn
-from modwatch import cli
-uvicorn.run = lambda app, **options: print(gc.get_freeze_count(), gc.get_count()[2])
-cli.main(["api"])
-"""
+from modwatch import heap
 
 
-def test_api_serves_with_its_start_up_objects_frozen(core_env):
-    result = subprocess.run([sys.executable, "-c", SERVE_NOTHING], env=subprocess_env(), capture_output=True,
-                            text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    frozen, oldest_generation = map(int, result.stdout.split())
-    # The app, its routes and every module: out of the collector's way, none left to walk.
-    assert frozen > 50_000 and oldest_generation == 0
+def test_collect_less_often_raises_only_the_young_threshold():
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        heap.collect_less_often()
+        assert gc.get_threshold() == (heap.YOUNG_THRESHOLD, 10, 10)
+        assert gc.isenabled()  # cycles are still collected
+    finally:
+        gc.set_threshold(*before)

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from isolation import claimed_redis_db, redis_db_url
-from modwatch.moderation import waves
+from modwatch.moderation import analysis, waves
 from modwatch.moderation.detectors import Post, gather, random_looking
 from modwatch.moderation.domains import DomainListError, covered, parse_domain_list
 from modwatch.moderation.engine import RulesCache, RulesError
@@ -287,3 +287,51 @@ def test_the_redis_index_observes_a_batch_in_one_round_trip_per_chunk_of_whole_o
         assert waves.observe_many(index, [], NOW, 3, 3600, params["kinds"]) == []
     finally:
         connection.flushdb()
+
+
+class CountingWaves(waves.MemoryWaves):
+    """The memory index, remembering which accounts were looked up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked_up: list[str] = []
+
+    def observe_many(self, observations, at, window):
+        self.looked_up += [observation.account_id for observation in observations]
+        return super().observe_many(observations, at, window)
+
+
+def test_only_accounts_young_enough_for_some_wave_rule_are_fingerprinted_and_looked_up(ruleset):
+    """The wave detector finds nothing for an account older than its rule's max_account_age_days
+    (detectors.wave), so analysis.observe_waves skips such accounts; the oldest age any enabled wave
+    rule accepts decides, and an unknown age counts as young, as in the detector."""
+    raid = post(f"{mention('x')} Join the raid server today "
+                '<a href="https://discord.gg/raid123">discord.gg/raid123</a>')
+    ages = {"1": timedelta(hours=3), "2": timedelta(days=30), "3": timedelta(days=400), "4": None}
+
+    def looked_up(rules) -> list[str]:
+        index = CountingWaves()
+        accounts = [account(id=account_id, created_at=(NOW - age).isoformat() if age else None)
+                    for account_id, age in ages.items()]
+        materials = [gather(acct, [raid], rules.allowed_domains) for acct in accounts]
+        observed = analysis.observe_waves(rules, accounts, materials, NOW, index, record=True)
+        assert all(seen is waves.NOTHING for acct, seen in zip(accounts, observed) if acct["id"] not in index.looked_up)
+        return index.looked_up
+
+    week = wave_rules(ruleset)
+    assert looked_up(week) == ["1", "4"]
+    assert looked_up(ruleset({"name": "wave", "detector": "wave", "max_account_age_days": 7, "weight": 6},
+                             {"name": "older-wave", "detector": "wave", "max_account_age_days": 60, "weight": 2})) \
+        == ["1", "2", "4"]
+    # Skipping them changes no decision: an old account posting into a live wave, looked up in full,
+    # shares its fingerprints and still gets no wave hit.
+    index = waves.MemoryWaves()
+    run_wave(index, week, 3)
+    params = week.wave_rules[0].params
+    for account_id in ("2", "3"):
+        old = account(id=account_id, created_at=(NOW - ages[account_id]).isoformat())
+        material = gather(old, [raid], week.allowed_domains)
+        full = waves.observe(index, account_id, material, NOW, params["min_accounts"], params["window_seconds"],
+                             params["kinds"], record=False)
+        assert full.matches
+        assert week.evaluate(old, [raid], now=NOW, waves=full.matches, material=material).rule_names == []

@@ -155,9 +155,14 @@ def test_wave_is_reported_once_per_account_and_a_disconnect_is_healed(sim, proce
     assert value(consumer_port, "modwatch_stream_reconnects_total", stream="public:remote", reason="network") >= 1
     versions = [version for status_id, version, *_ in rows if status_id == edited["id"]]
     assert len(versions) == 2 and "" in versions  # the original and its edit, each decided once
-    with session_scope() as session:
-        assert session.execute(text("SELECT deleted_at FROM stream_posts WHERE status_id = :id"),
-                               {"id": gone["id"]}).scalar() is not None
+
+    def deleted_at():
+        with session_scope() as session:
+            return session.execute(text("SELECT deleted_at FROM stream_posts WHERE status_id = :id"),
+                                   {"id": gone["id"]}).scalar()
+
+    # The delete comes after the post's decision on the stream, in a batch of its own.
+    wait_for(lambda: deleted_at() is not None, "the delete to be recorded", timeout=30)
 
     def reports_per_wave_account() -> Counter:
         filed = httpx.get(f"{sim.base_url}/_sim/reports", timeout=10).json()
