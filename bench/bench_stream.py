@@ -36,8 +36,10 @@ from sqlalchemy import select, text
 from common import Row, child_env, flush, free_port, python, stop, use_env, wait_http
 
 # Offered while saturating: more than the consumer takes (the run says so when it took nearly all).
-SATURATE_RATE = 6000
-SATURATED = 0.8  # decided / offered above this: not saturated, the offer limited the rate
+SATURATE_RATE = 12_000
+# Decided / offered above this: not saturated, the offer limited the rate. 90% of the firehose is
+# remote posts (the rest local posts, edits and deletes), so a consumer that keeps up decides 0.9.
+SATURATED = 0.75
 EDIT_RATIO = DELETE_RATIO = 0.01
 SATURATE_SECONDS = 24
 PACED_RATE = 500
