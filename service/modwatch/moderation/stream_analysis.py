@@ -22,14 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from sqlalchemy import insert, select, tuple_, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, tuple_, update
 
 from modwatch.moderation import runtime
 from modwatch.moderation.analysis import RECENT_STATUSES, current_rules, public_account, score_many
 from modwatch.moderation.detectors import timestamp
 from modwatch.settings import Settings
-from modwatch.storage.db import session_scope
+from modwatch.storage.db import insert_new, session_scope
 from modwatch.storage.models import StreamCursor, StreamPost
 from modwatch.telemetry.metrics import STREAM_POSTS
 
@@ -239,17 +238,8 @@ def _fresh(items: list[Received | Deleted], seen: Seen) -> tuple[list[Received],
 def _record(rows: list[dict[str, Any]], deleted_ids: list[str], cursors: dict[str, str], at: datetime) -> None:
     with session_scope() as session:
         if rows:
-            try:
-                with session.begin_nested():
-                    session.execute(insert(StreamPost), rows)
-            except IntegrityError:
-                # Another consumer decided some of them between our check and now (a takeover
-                # race): keep theirs, add the rest.
-                existing = set(session.execute(select(StreamPost.status_id, StreamPost.version).where(
-                    tuple_(StreamPost.status_id, StreamPost.version).in_([(r["status_id"], r["version"]) for r in rows]))))
-                rest = [row for row in rows if (row["status_id"], row["version"]) not in existing]
-                if rest:
-                    session.execute(insert(StreamPost), rest)
+            # Another consumer may have decided some of them since _fresh looked (a takeover race): theirs stay.
+            insert_new(session, StreamPost, rows, ("status_id", "version"))
         if deleted_ids:
             session.execute(update(StreamPost).where(StreamPost.status_id.in_(deleted_ids),
                                                      StreamPost.deleted_at.is_(None)).values(deleted_at=at))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, Table, create_engine, make_url, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from modwatch.settings import get_settings
+from modwatch.storage.models import Base
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -78,6 +80,17 @@ def session_scope() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def insert_new(session: Session, model: type[Base], rows: list[dict], unique: tuple[str, ...]) -> None:
+    """Insert the rows whose `unique` columns are not in `model`'s table yet and leave the others as
+    they are: one INSERT ... ON CONFLICT DO NOTHING (SQLite and PostgreSQL both have it) for all the
+    rows, so a row another process inserted first costs neither a savepoint nor a second pass."""
+    table = cast(Table, model.__table__)  # a Core insert: the ORM's bulk path would cost as much again
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(postgresql.insert(table).on_conflict_do_nothing(index_elements=list(unique)), rows)
+    else:
+        session.execute(sqlite.insert(table).on_conflict_do_nothing(index_elements=list(unique)), rows)
 
 
 def ping_database() -> None:
