@@ -28,9 +28,9 @@ def collect_less_often() -> None:
 
     The stream consumer is that process: each post is a few dozen dicts and lists that live for one
     batch, beside a window of tens of thousands of accounts' recent posts. With the default
-    threshold the collector runs after every few posts and took about a third of the process's time,
-    walking objects that were about to be freed anyway (docs/performance.md, section 8). Reference counting
-    still frees them at once; the collector is only for cycles, which are rare here.
+    threshold the collector runs after every few posts; it took about a third of the process's
+    time, walking objects that were about to be freed anyway (docs/performance.md, section 8).
+    Reference counting still frees them at once; the collector is only for cycles, rare here.
     """
     _, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_THRESHOLD, middle, old)

@@ -123,7 +123,7 @@ class LeaderScheduler(TracingSchedulerMixin, Scheduler):
             # Only the leader speaks for the registrations.
             RECURRING_JOBS.clear()
         if not self._lock_acquired and not self.standby:
-            leader = (self.connection.get(SCHEDULER_LEADER_KEY) or b"").decode()
+            leader = text(self.connection.get(SCHEDULER_LEADER_KEY) or b"")
             log.info("scheduler_standby", scheduler=self.owner, leader=leader)
         self.standby = not self._lock_acquired
         return self._lock_acquired
