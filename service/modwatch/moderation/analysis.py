@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from modwatch.mastodon.client import MastodonClient
 from modwatch.connection import get_redis
 from modwatch.moderation import waves
-from modwatch.moderation.detectors import age_days, gather
+from modwatch.moderation.detectors import age_days, gather, young_for_waves
 from modwatch.moderation.engine import Analysis, RuleSet, RulesCache
 from modwatch.moderation.runtime import Runtime, report_threshold
 from modwatch.settings import Settings
@@ -113,11 +113,10 @@ def observe_waves(rules: RuleSet, accounts: list[dict[str, Any]], materials: lis
     if not wave_rules:
         return [waves.NOTHING] * len(accounts)
     params = wave_rules[0].params
-    # The wave detector finds nothing for an account older than its rule's max_account_age_days, so
-    # an account older than every wave rule's is neither fingerprinted nor looked up: most posts on a
-    # federated timeline are by accounts years old, and each lookup is Redis work.
+    # An account no wave rule applies to (too old for every one) is neither fingerprinted nor looked up:
+    # most posts on a federated timeline are by accounts years old, and each lookup is Redis work.
     oldest = max(rule.params["max_account_age_days"] for rule in wave_rules)
-    eligible = [bool(material.posts) and str(account.get("id", "")).isdigit() and _young_enough(material, now, oldest)
+    eligible = [bool(material.posts) and str(account.get("id", "")).isdigit() and young_for_waves(material, now, oldest)
                 for account, material in zip(accounts, materials)]
     looked_up = [(str(account["id"]), material, record and _young(material, now, params["max_account_age_days"]))
                  for account, material, ok in zip(accounts, materials, eligible) if ok]
@@ -136,12 +135,6 @@ def observe_waves(rules: RuleSet, accounts: list[dict[str, Any]], materials: lis
 def _young(material, now: datetime, max_age_days: float) -> bool:
     age = age_days(material, now)
     return age is not None and age <= max_age_days
-
-
-def _young_enough(material, now: datetime, max_age_days: float) -> bool:
-    """Not known to be older than `max_age_days`: the wave detector treats an unknown age as young."""
-    age = age_days(material, now)
-    return age is None or age <= max_age_days
 
 
 def record(scored: Scored, source: str) -> None:

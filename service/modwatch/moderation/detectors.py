@@ -613,9 +613,14 @@ class WaveRule(DetectorRule):
     kinds: Annotated[tuple[str, ...], Strings(WAVE_KINDS)] = WAVE_KINDS
 
 
+def young_for_waves(material: Material, now: datetime, max_account_age_days: float) -> bool:
+    """Whether a wave rule with this age limit applies to the account; an unknown age counts as young."""
+    return (age_days(material, now) or 0) <= max_account_age_days
+
+
 def wave(rule: Rule, material: Material, now: datetime) -> list[Evidence]:
     """Posts sharing a fingerprint with posts of at least `min_accounts` - 1 other young accounts (see `waves`)."""
-    if (age_days(material, now) or 0) > rule.params["max_account_age_days"]:
+    if not young_for_waves(material, now, rule.params["max_account_age_days"]):
         return []
     return [
         Evidence(rule, f"wave:{match.kind}", _clip(f"{match.accounts} accounts: {match.sample}"), match.status_id)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from modwatch.moderation import waves
-from modwatch.moderation.detectors import age_days, gather, timestamp
+from modwatch.moderation.detectors import gather, timestamp, young_for_waves
 from modwatch.moderation.engine import Analysis, RuleSet
 
 SPLITS = ("all", "train", "holdout")
@@ -78,7 +78,7 @@ def score_corpus(records: list[dict[str, Any]], rules: RuleSet, threshold: float
 
     def lookup(params: dict[str, Any], record: dict[str, Any], material, record_it: bool) -> waves.Observed:
         now = _observed_at(record)
-        young = (age_days(material, now) or 0) <= params["max_account_age_days"]
+        young = young_for_waves(material, now, params["max_account_age_days"])
         return waves.observe(index, str(record["account"].get("id")), material, now, params["min_accounts"],
                              params["window_seconds"], params["kinds"], rules.allowed_domains, record=record_it and young)
 
