@@ -87,10 +87,8 @@ def insert_new(session: Session, model: type[Base], rows: list[dict], unique: tu
     they are: one INSERT ... ON CONFLICT DO NOTHING (SQLite and PostgreSQL both have it) for all the
     rows, so a row another process inserted first costs neither a savepoint nor a second pass."""
     table = cast(Table, model.__table__)  # a Core insert: the ORM's bulk path would cost as much again
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(postgresql.insert(table).on_conflict_do_nothing(index_elements=list(unique)), rows)
-    else:
-        session.execute(sqlite.insert(table).on_conflict_do_nothing(index_elements=list(unique)), rows)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(table).on_conflict_do_nothing(index_elements=list(unique)), rows)
 
 
 def ping_database() -> None:
